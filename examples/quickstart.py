@@ -1,0 +1,27 @@
+"""Quickstart: capture a run of a small CNN on the built-in shapes data, then query it.
+
+Run with `.venv/bin/python examples/quickstart.py` (about half a minute on a laptop CPU).
+"""
+
+import pandas as pd
+
+import latentsight as ls
+from latentsight.demo.model import load_or_train_demo_model
+from latentsight.demo.shapes import ShapesConfig, generate_shapes
+
+config = ShapesConfig.tiny()
+subsets = generate_shapes(config)  # {"train": ..., "val": ...}, items are (image, label)
+model, _ = load_or_train_demo_model(config, subsets)
+
+project = ls.Project(
+    model=model,
+    data=subsets,
+    loss=ls.losses.cross_entropy,
+    metadata=pd.concat([subset.metadata for subset in subsets.values()]),
+    layers=["features.2", "classifier.3:input"],
+)
+run = ls.analyze(project, out="runs/quickstart", overwrite=True)
+
+print(run.samples[["id", "subset", "target", "prediction", "loss", "background", "size"]].head())
+print(run.latent("features.2").shape, run.latent("features.2", view="grid").shape)
+print(run.sql("SELECT background, avg(loss) AS loss FROM samples GROUP BY 1 ORDER BY 2 DESC").df())

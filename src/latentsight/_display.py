@@ -1,0 +1,131 @@
+"""Readable terminal tables for a check, a run, and the end of a capture."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+
+from latentsight.capture.plan import CapturePlan
+from latentsight.store.run import Run
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def check_view(plan: CapturePlan) -> Group:
+    """What `latentsight check` found: subsets, shapes, layers, loss, metadata."""
+    subsets = Table(title="Subsets", title_justify="left")
+    for column in ("subset", "samples", "labeled"):
+        subsets.add_column(column)
+    for subset in plan.subsets:
+        subsets.add_row(subset.name, str(subset.size), "yes" if subset.labeled else "no")
+    layers = Table(
+        title="Layers" + (" (default choice)" if plan.layers_defaulted else ""),
+        title_justify="left",
+    )
+    for column in ("layer", "kind", "activation per sample", "stored views (dims)"):
+        layers.add_column(column)
+    for ref, pooler in plan.layers:
+        layers.add_row(
+            ref.name,
+            pooler.kind,
+            str(tuple(pooler.sample_shape)),
+            ", ".join(f"{view} ({dim})" for view, dim in pooler.dims.items()),
+        )
+    facts = Table.grid(padding=(0, 2))
+    facts.add_row("model", type(plan.spec.model).__name__)
+    facts.add_row("device", str(plan.spec.device))
+    facts.add_row("input batch", plan.input_shape)
+    facts.add_row("output batch", plan.output_shape)
+    facts.add_row(
+        "task", plan.spec.task + (f" ({plan.n_classes} classes)" if plan.n_classes else "")
+    )
+    facts.add_row("loss", ", ".join(plan.loss_names) or "- (no labeled subset)")
+    facts.add_row(
+        "metrics",
+        ", ".join(f"{n} ({m.better} is better)" for n, m in plan.project.metrics.items()) or "-",
+    )
+    facts.add_row("metadata", ", ".join(plan.metadata_columns) or "-")
+    facts.add_row("renders", "yes" if plan.spec.render is not None else "no")
+    facts.add_row("checked in", f"{plan.check_seconds:.2f} s")
+    parts: list[object] = [facts, subsets, layers]
+    if plan.warnings:
+        parts.append(Panel("\n".join(plan.warnings), title="warnings", border_style="yellow"))
+    return Group(*parts)
+
+
+def run_view(run: Run) -> Group:
+    """What a run holds: provenance, subsets with headline figures, layers, columns, quarantine."""
+    manifest = run.manifest
+    provenance = manifest["provenance"]
+    facts = Table.grid(padding=(0, 2))
+    facts.add_row("run", str(run.path))
+    facts.add_row("project", manifest["name"])
+    facts.add_row("created", manifest["created_at"])
+    facts.add_row(
+        "model",
+        f"{provenance['model_class']} ({provenance['model_parameters']:,} parameters, "
+        f"weights {provenance['model_fingerprint'][:12]})",
+    )
+    facts.add_row("data", f"fingerprint {provenance['data_fingerprint'][:12]}")
+    facts.add_row(
+        "task",
+        manifest["task"] + (f" ({manifest['n_classes']} classes)" if manifest["n_classes"] else ""),
+    )
+    facts.add_row("loss components", ", ".join(manifest["loss_components"]) or "-")
+    facts.add_row(
+        "metrics", ", ".join(f"{n} ({b} is better)" for n, b in manifest["metrics"].items()) or "-"
+    )
+    facts.add_row("metadata", ", ".join(manifest["metadata_columns"]) or "-")
+    timings = manifest.get("timings", {})
+    facts.add_row(
+        "timings",
+        ", ".join(
+            f"{name.removesuffix('_s')} {seconds:.1f} s" for name, seconds in timings.items()
+        ),
+    )
+    facts.add_row(
+        "versions",
+        f"latentsight {provenance['latentsight_version']}, torch {provenance['torch_version']}",
+    )
+
+    summary = run.summary()
+    quarantined = run.quarantine["subset"].value_counts().to_dict() if len(run.quarantine) else {}
+    subsets = Table(title="Subsets", title_justify="left")
+    for column in ("subset", "samples", "quarantined", "mean loss", "accuracy"):
+        subsets.add_column(column, justify="right" if column != "subset" else "left")
+    for subset in manifest["subsets"]:
+        figures = summary.get(subset["name"], {})
+        subsets.add_row(
+            subset["name"],
+            str(figures.get("samples", 0)),
+            str(quarantined.get(subset["name"], 0)),
+            _fmt(figures.get("mean_loss")),
+            _fmt(figures.get("accuracy")),
+        )
+    layers = Table(title="Latents", title_justify="left")
+    for column in ("layer", "kind", "activation per sample", "views (N x D, memory-mapped)"):
+        layers.add_column(column)
+    for entry in manifest["layers"]:
+        layers.add_row(
+            entry["name"],
+            entry["kind"],
+            str(tuple(entry["sample_shape"])),
+            ", ".join(
+                f"{view} {manifest['n_samples']} x {spec['dim']}"
+                for view, spec in entry["views"].items()
+            ),
+        )
+    parts: list[object] = [facts, subsets, layers]
+    if len(run.quarantine):
+        shown = run.quarantine.head(5)
+        lines = [f"{row.id}: {row.error}" for row in shown.itertuples()]
+        more = len(run.quarantine) - len(shown)
+        if more:
+            lines.append(f"... and {more} more (run.quarantine lists them all)")
+        parts.append(Panel("\n".join(lines), title="quarantined samples", border_style="yellow"))
+    return Group(*parts)

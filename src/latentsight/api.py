@@ -1,0 +1,74 @@
+"""The verbs of the Python API: check a project, analyze it into a run, open a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from latentsight._progress import progress_bars
+from latentsight.capture.plan import CapturePlan, plan_capture
+from latentsight.capture.pooling import PoolingSettings
+from latentsight.capture.runner import Capture, CaptureSettings
+from latentsight.project import Project
+from latentsight.store.run import Run
+
+
+def check(
+    project: Project,
+    *,
+    device: str | torch.device | None = None,
+    n: int = 8,
+    pooling: PoolingSettings | None = None,
+) -> CapturePlan:
+    """Validate the integration on the first ``n`` samples of each subset, in seconds.
+
+    Raises :class:`latentsight.ProjectError` naming the problem and the fix; returns what it found
+    (subsets, shapes, layers and their latent sizes, loss components, metadata columns).
+    """
+    return plan_capture(project, device=device, pooling=pooling, check_size=n)
+
+
+def analyze(
+    project: Project,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    batch_size: int = 64,
+    chunk_size: int = 4096,
+    device: str | torch.device | None = None,
+    num_workers: int = 0,
+    fail_fast: bool = False,
+    renders: bool = True,
+    pooling: PoolingSettings | None = None,
+    progress: bool = True,
+) -> Run:
+    """Run the model over every sample and write the run directory ``out``; return it opened.
+
+    Args:
+        project: the model, data, loss, metadata and layers.
+        out: the run directory to create (or to finish, with ``resume=True``).
+        resume: finish an interrupted capture at ``out`` where it stopped.
+        overwrite: replace an existing run at ``out``.
+        batch_size: samples per forward pass.
+        chunk_size: samples per shard, the unit of work kept when a capture is interrupted.
+        device: ``"cpu"``, ``"cuda"``...; CUDA when present by default.
+        num_workers: DataLoader worker processes loading samples.
+        fail_fast: stop at the first failing sample instead of quarantining it.
+        renders: store a thumbnail (or text) of each sample for reports and the dashboard.
+        pooling: how activations become vectors (grid size, projection sizes, seed).
+        progress: show progress bars.
+    """
+    settings = CaptureSettings(
+        batch_size=batch_size, chunk_size=chunk_size, num_workers=num_workers, fail_fast=fail_fast
+    )
+    plan = plan_capture(project, device=device, pooling=pooling, renders=renders)
+    with progress_bars(progress) as reporter:
+        Capture(plan, settings, reporter).run(Path(out), resume=resume, overwrite=overwrite)
+    return Run(out)
+
+
+def open_run(path: str | Path) -> Run:
+    """Open a finished run directory for reading; the model is not needed."""
+    return Run(path)

@@ -1,0 +1,124 @@
+"""One forward pass over a list of items: the per-sample columns and pooled latents it yields."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from latentsight.capture.items import Collate, ParsedItem, collate, to_device
+from latentsight.capture.metadata import MetadataSource
+from latentsight.capture.outputs import (
+    finite_rows,
+    loss_components,
+    metric_columns,
+    prediction_columns,
+    target_column,
+)
+from latentsight.capture.recorder import LayerRecorder
+from latentsight.project import LossFn, Metric
+from latentsight.render import encode_render
+
+
+@dataclass
+class ForwardSpec:
+    """What a forward pass needs: the model on its device, hooks, loss, metrics and metadata."""
+
+    model: nn.Module
+    device: torch.device
+    recorder: LayerRecorder
+    loss: LossFn
+    metrics: Mapping[str, Metric]
+    metadata: MetadataSource
+    task: str
+    user_collate: Collate | None
+    render: Callable[[Any], Any] | None
+
+
+@dataclass
+class ForwardResult:
+    """Per-sample columns and latents of the items whose outputs were finite, and the others."""
+
+    items: list[ParsedItem]
+    columns: dict[str, Any]
+    latents: dict[tuple[str, str], np.ndarray]
+    renders: list[tuple[str, bytes | None, str | None]] | None
+    non_finite: list[tuple[ParsedItem, str]] = field(default_factory=list)
+
+
+def call_model(model: nn.Module, inputs: Any) -> Any:
+    """Call the model: a mapping of inputs is passed as keyword arguments, anything else as is."""
+    if isinstance(inputs, Mapping):
+        return model(**inputs)
+    return model(inputs)
+
+
+def _numpy(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return value
+
+
+def _select(value: Any, keep: np.ndarray) -> Any:
+    if isinstance(value, np.ndarray):
+        return value[keep]
+    return [inner for inner, kept in zip(value, keep, strict=True) if kept]
+
+
+def forward_items(spec: ForwardSpec, items: Sequence[ParsedItem]) -> ForwardResult:
+    """Run the model on the items and compute everything capture stores for them."""
+    batch = collate(items, spec.user_collate)
+    size = len(items)
+    labeled = batch.targets is not None
+    with torch.inference_mode(), spec.recorder.attach():
+        inputs = to_device(batch.inputs, spec.device)
+        outputs = call_model(spec.model, inputs)
+        pooled = spec.recorder.take()
+        targets = to_device(batch.targets, spec.device) if labeled else None
+        columns: dict[str, Any] = {
+            "id": batch.ids,
+            "subset": [item.subset for item in items],
+            "index": np.array([item.index for item in items], dtype=np.int64),
+        }
+        if labeled:
+            columns["target"] = target_column(batch.targets, size)
+        computed = prediction_columns(spec.task, outputs, size)
+        if labeled:
+            computed.update(loss_components(spec.loss, outputs, targets, size))
+            computed.update(metric_columns(spec.metrics, outputs, targets, size))
+        ok = finite_rows(outputs, size)
+        for name, value in computed.items():
+            if name.startswith(("loss", "metric_")):
+                ok &= torch.isfinite(value).cpu()
+        latents = {}
+        for layer, views in pooled.items():
+            for view, vectors in views.items():
+                ok &= torch.isfinite(vectors).all(dim=1).cpu()
+                latents[(layer, view)] = vectors.cpu().numpy()
+    columns.update({name: _numpy(value) for name, value in computed.items()})
+    single_label = labeled and np.ndim(columns["target"]) == 1
+    if single_label and spec.task in ("classification", "binary") and "prediction" in columns:
+        columns["correct"] = columns["prediction"] == columns["target"]
+    columns.update(spec.metadata.columns(items))
+    keep = ok.numpy()
+    renders = None
+    if spec.render is not None:
+        renders = [
+            encode_render(spec.render(item.input), item.id)
+            for item, kept in zip(items, keep, strict=True)
+            if kept
+        ]
+    non_finite = [
+        (item, "non-finite (NaN or inf) outputs, loss or activations")
+        for item, kept in zip(items, keep, strict=True)
+        if not kept
+    ]
+    if not keep.all():
+        columns = {name: _select(value, keep) for name, value in columns.items()}
+        latents = {key: value[keep] for key, value in latents.items()}
+        items = [item for item, kept in zip(items, keep, strict=True) if kept]
+    return ForwardResult(list(items), columns, latents, renders, non_finite)

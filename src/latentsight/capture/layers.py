@@ -1,0 +1,116 @@
+"""Choosing layers by module name, and the default choice when the user names none."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from latentsight.errors import ProjectError
+
+INPUT_SUFFIX = ":input"
+Point = Literal["output", "input"]
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    """A place in the model to record: a module's output, or (``name:input``) what enters it."""
+
+    name: str
+    module_name: str
+    point: Point
+
+    @classmethod
+    def parse(cls, name: str) -> LayerRef:
+        """Split ``"fc:input"`` into module ``"fc"`` and point ``"input"``."""
+        if name.endswith(INPUT_SUFFIX):
+            return cls(name, name[: -len(INPUT_SUFFIX)], "input")
+        return cls(name, name, "output")
+
+
+def resolve_layers(model: nn.Module, names: Sequence[str]) -> list[LayerRef]:
+    """Check that every named layer exists in the model, listing near names when one does not."""
+    modules = dict(model.named_modules())
+    refs: list[LayerRef] = []
+    for name in names:
+        if not isinstance(name, str):
+            raise ProjectError(f"Layer names must be strings, got {name!r}.")
+        ref = LayerRef.parse(name)
+        if ref.module_name not in modules:
+            candidates = [n for n in modules if n]
+            near = difflib.get_close_matches(ref.module_name, candidates, n=5, cutoff=0.4)
+            if near:
+                hint = f" Near names: {', '.join(near)}."
+            else:
+                shown = ", ".join(candidates[:12]) + (", ..." if len(candidates) > 12 else "")
+                hint = f" Its modules: {shown}."
+            raise ProjectError(
+                f"Layer {name!r} is not a module of {type(model).__name__}.{hint} "
+                "Layer names come from dict(model.named_modules()); append ':input' to record "
+                "what enters a module."
+            )
+        if ref in refs:
+            raise ProjectError(f"Layer {name!r} is listed twice in Project.layers: list it once.")
+        refs.append(ref)
+    return refs
+
+
+def first_tensor(value: Any) -> torch.Tensor | None:
+    """The first tensor in a module's output or input (modules may return tuples or dicts)."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        for inner in value:
+            found = first_tensor(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def default_layers(model: nn.Module, forward: Callable[[], Any]) -> list[LayerRef]:
+    """Pick the last spatial feature map (the last convolutional block) and the classifier's input.
+
+    Runs ``forward`` once with a hook on every module to see, in execution order, which modules
+    produce spatial maps and which Linear module runs last.
+    """
+    fired: list[tuple[str, torch.Tensor | None]] = []
+    handles = [
+        module.register_forward_hook(
+            lambda _m, _i, out, name=name: fired.append((name, first_tensor(out)))
+        )
+        for name, module in model.named_modules()
+        if name
+    ]
+    try:
+        forward()
+    finally:
+        for handle in handles:
+            handle.remove()
+    modules = dict(model.named_modules())
+    chosen: list[LayerRef] = []
+    spatial = [
+        name
+        for name, out in fired
+        if out is not None and out.dim() == 4 and out.shape[-1] * out.shape[-2] > 1
+    ]
+    if spatial:
+        chosen.append(LayerRef.parse(spatial[-1]))
+    linears = [name for name, _ in fired if isinstance(modules[name], nn.Linear)]
+    if linears:
+        chosen.append(LayerRef.parse(linears[-1] + INPUT_SUFFIX))
+    if not chosen:
+        tensors = [name for name, out in fired if out is not None and out.dim() >= 2]
+        if tensors:
+            chosen.append(LayerRef.parse(tensors[-1]))
+    if not chosen:
+        raise ProjectError(
+            f"Could not choose default layers for {type(model).__name__}: name them with "
+            "Project(layers=[...]) using names from dict(model.named_modules())."
+        )
+    return chosen

@@ -1,0 +1,118 @@
+"""Per-sample metadata from a DataFrame aligned by id, a per-sample function, or the items."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from latentsight.capture.items import ParsedItem
+from latentsight.errors import ProjectError
+from latentsight.project import MetadataFn
+
+RESERVED = {
+    "id",
+    "subset",
+    "index",
+    "row",
+    "target",
+    "prediction",
+    "confidence",
+    "probabilities",
+    "correct",
+    "loss",
+}
+RESERVED_PREFIXES = ("loss_", "metric_", "_")
+
+
+class MetadataSource:
+    """Looks up the metadata of a batch of items, checking alignment and scalar values."""
+
+    def __init__(self, metadata: pd.DataFrame | MetadataFn | None) -> None:
+        self._frame: pd.DataFrame | None = None
+        self._fn: MetadataFn | None = None
+        if isinstance(metadata, pd.DataFrame):
+            self._frame = _index_by_id(metadata)
+            _check_names(self._frame.columns)
+        elif metadata is not None:
+            self._fn = metadata
+
+    def columns(self, items: Sequence[ParsedItem]) -> dict[str, list[Any]]:
+        """Metadata columns for the items, in item order (missing values become None)."""
+        rows: list[dict[str, Any]] = [dict(item.metadata) for item in items]
+        if self._frame is not None:
+            ids = [item.id for item in items]
+            missing = [sample_id for sample_id in ids if sample_id not in self._frame.index]
+            if missing:
+                raise ProjectError(
+                    f"Project.metadata has no row for {len(missing)} sample(s) of this batch, "
+                    f"e.g. {missing[:3]}; its ids look like {list(self._frame.index[:3])}. Give "
+                    "the frame an 'id' column holding the sample ids (by default "
+                    "'<subset>/<index>', e.g. 'train/0', or the 'id' your items carry)."
+                )
+            for row, values in zip(rows, self._frame.loc[ids].to_dict("records"), strict=True):
+                row.update(values)
+        if self._fn is not None:
+            for row, item in zip(rows, items, strict=True):
+                values = self._fn(item.subset, item.index)
+                if not isinstance(values, dict):
+                    raise ProjectError(
+                        f"The metadata function returned a {type(values).__name__} for "
+                        f"{item.id!r}: it must return a dict of column name to scalar."
+                    )
+                row.update(values)
+        names = list(dict.fromkeys(name for row in rows for name in row))
+        _check_names(names)
+        columns = {
+            name: [
+                _scalar(row.get(name), name, item) for row, item in zip(rows, items, strict=True)
+            ]
+            for name in names
+        }
+        return columns
+
+
+def _index_by_id(frame: pd.DataFrame) -> pd.DataFrame:
+    if "id" in frame.columns:
+        frame = frame.set_index("id")
+    elif frame.index.name != "id":
+        raise ProjectError(
+            "Project.metadata must say which sample each row belongs to: add an 'id' column (or "
+            "name the index 'id') holding the sample ids, by default '<subset>/<index>' such as "
+            "'train/0'."
+        )
+    frame = frame.copy()
+    frame.index = frame.index.astype(str)
+    duplicated = frame.index[frame.index.duplicated()].unique()
+    if len(duplicated):
+        raise ProjectError(
+            f"Project.metadata has {len(duplicated)} duplicated id(s), e.g. {list(duplicated[:3])}: "
+            "keep one row per sample."
+        )
+    return frame
+
+
+def _check_names(names: Sequence[Any]) -> None:
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ProjectError(f"Metadata column name {name!r} must be a non-empty string.")
+        if name in RESERVED or name.startswith(RESERVED_PREFIXES):
+            raise ProjectError(
+                f"Metadata column {name!r} clashes with a column latentsight writes itself; "
+                "rename it (e.g. 'meta_" + name.lstrip("_") + "')."
+            )
+
+
+def _scalar(value: Any, name: str, item: ParsedItem) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    raise ProjectError(
+        f"Metadata column {name!r} of sample {item.id!r} holds a {type(value).__name__}; "
+        "metadata values must be scalars (number, string, bool): split it into columns."
+    )

@@ -1,0 +1,139 @@
+"""From a batch's outputs and targets to the per-sample columns: prediction, loss, metrics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from latentsight.errors import ProjectError
+from latentsight.project import LossFn, Metric
+
+LOSS_HELP = (
+    "The loss must return one value per sample (a Tensor of shape [B]) or a dict of such "
+    "components; for torch losses pass reduction='none', e.g. latentsight.losses.cross_entropy."
+)
+
+
+def infer_task(declared: str, loss: LossFn, outputs: Any) -> str:
+    """The task that decides how outputs become predictions: declared, from the loss, or shape."""
+    if declared != "auto":
+        return declared
+    from_loss = getattr(loss, "task", None)
+    if from_loss is not None:
+        return from_loss
+    is_logits = isinstance(outputs, torch.Tensor) and outputs.is_floating_point()
+    if is_logits and outputs.dim() == 2 and outputs.shape[1] > 1:
+        return "classification"
+    return "other"
+
+
+def per_sample(value: Any, batch_size: int, what: str) -> torch.Tensor:
+    """Check that a loss or metric gave one finite-or-not value per sample and flatten it."""
+    if not isinstance(value, torch.Tensor):
+        raise ProjectError(f"The {what} returned a {type(value).__name__}. {LOSS_HELP}")
+    if value.dim() == 0:
+        raise ProjectError(f"The {what} returned a single number for the batch. {LOSS_HELP}")
+    if value.numel() != batch_size or value.shape[0] != batch_size:
+        raise ProjectError(
+            f"The {what} returned shape {tuple(value.shape)} for a batch of {batch_size}. "
+            f"{LOSS_HELP}"
+        )
+    return value.detach().reshape(batch_size).float()
+
+
+def loss_components(loss: LossFn, outputs: Any, targets: Any, batch_size: int) -> dict[str, Any]:
+    """Evaluate the loss: ``{"loss": total}`` plus ``{"loss_<name>": component}`` for dicts."""
+    value = loss(outputs, targets)
+    if isinstance(value, Mapping):
+        if not value:
+            raise ProjectError(f"The loss returned an empty dict. {LOSS_HELP}")
+        columns = {
+            f"loss_{name}": per_sample(part, batch_size, f"loss component {name!r}")
+            for name, part in value.items()
+        }
+        columns = {"loss": torch.stack(list(columns.values())).sum(dim=0), **columns}
+    else:
+        columns = {"loss": per_sample(value, batch_size, "loss")}
+    return columns
+
+
+def metric_columns(
+    metrics: Mapping[str, Metric], outputs: Any, targets: Any, batch_size: int
+) -> dict[str, torch.Tensor]:
+    """Evaluate every metric into a ``metric_<name>`` column."""
+    return {
+        f"metric_{name}": per_sample(metric.fn(outputs, targets), batch_size, f"metric {name!r}")
+        for name, metric in metrics.items()
+    }
+
+
+def prediction_columns(task: str, outputs: Any, batch_size: int) -> dict[str, Any]:
+    """Prediction, confidence and probabilities derived from the outputs for the task."""
+    if task == "other" or not isinstance(outputs, torch.Tensor):
+        return {}
+    out = outputs.detach().float().reshape(batch_size, -1)
+    if task == "classification":
+        probabilities = out.softmax(dim=1)
+        confidence, prediction = probabilities.max(dim=1)
+        return {"prediction": prediction, "confidence": confidence, "probabilities": probabilities}
+    if task == "binary":
+        positive = out.sigmoid()
+        if positive.shape[1] != 1:
+            return {"probabilities": positive}
+        positive = positive[:, 0]
+        return {
+            "prediction": (positive > 0.5).long(),
+            "confidence": torch.maximum(positive, 1 - positive),
+            "probabilities": torch.stack([1 - positive, positive], dim=1),
+        }
+    return {"prediction": out[:, 0] if out.shape[1] == 1 else out}
+
+
+def finite_rows(outputs: Any, batch_size: int) -> torch.Tensor:
+    """Which samples have only finite values in their tensor outputs."""
+    ok = torch.ones(batch_size, dtype=torch.bool)
+    tensors = outputs.values() if isinstance(outputs, Mapping) else [outputs]
+    for tensor in tensors:
+        per_sample_float = (
+            isinstance(tensor, torch.Tensor)
+            and tensor.is_floating_point()
+            and tensor.dim() > 0
+            and tensor.shape[0] == batch_size
+        )
+        if per_sample_float:
+            ok &= torch.isfinite(tensor.detach()).reshape(batch_size, -1).all(dim=1).cpu()
+    return ok
+
+
+def target_column(targets: Any, batch_size: int) -> list[Any] | np.ndarray:
+    """Targets as stored in the samples table: scalars, per-sample lists, or JSON text."""
+    if isinstance(targets, torch.Tensor) and targets.dim() >= 1 and targets.shape[0] == batch_size:
+        values = targets.detach().cpu()
+        if values.numel() == batch_size:
+            return values.reshape(batch_size).numpy()
+        return [row.reshape(-1).tolist() for row in values]
+    if isinstance(targets, (list, tuple)) and len(targets) == batch_size:
+        return [json.dumps(_jsonable(target)) for target in targets]
+    raise ProjectError(
+        f"Targets of type {type(targets).__name__} cannot be split per sample: the collate "
+        "function must return targets as a Tensor with the batch first or a list with one entry "
+        "per sample."
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().tolist()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Mapping):
+        return {str(key): _jsonable(inner) for key, inner in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(inner) for inner in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,306 @@
+"""Validating a Project on a few samples of every subset and planning the capture.
+
+Everything that can be wrong with the integration (layers, item format, loss shape, metadata
+alignment, NaN outputs) is found here, in seconds, before the long pass starts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from latentsight.capture.forward import ForwardSpec, call_model, forward_items
+from latentsight.capture.items import FailedItem, ParsedItem, collate, load_item, to_device
+from latentsight.capture.layers import LayerRef, default_layers, first_tensor, resolve_layers
+from latentsight.capture.metadata import MetadataSource
+from latentsight.capture.outputs import infer_task
+from latentsight.capture.pooling import LayerPooler, PoolingSettings, layer_kind
+from latentsight.capture.recorder import LayerRecorder
+from latentsight.errors import ProjectError
+from latentsight.project import Project
+from latentsight.render import default_render, looks_like_image
+
+
+@dataclass
+class SubsetPlan:
+    """One subset: its size, whether it carries targets, and where its rows start in the arrays."""
+
+    name: str
+    size: int
+    labeled: bool
+    offset: int
+
+
+@dataclass
+class CapturePlan:
+    """The validated integration: what to run, what to record, and what the check found."""
+
+    project: Project
+    spec: ForwardSpec
+    subsets: list[SubsetPlan]
+    layers: list[tuple[LayerRef, LayerPooler]]
+    layers_defaulted: bool
+    input_shape: str
+    output_shape: str
+    n_classes: int | None
+    loss_names: list[str]
+    metadata_columns: list[str]
+    check_seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_rows(self) -> int:
+        """Samples over all subsets."""
+        return sum(subset.size for subset in self.subsets)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """The device to run on: CUDA when present unless the user names one."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ProjectError(
+            f"Device {device!r} is not a torch device: use 'cpu', 'cuda', 'cuda:1' or 'auto'."
+        ) from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ProjectError(
+            f"Device {device!r} was asked for, but CUDA is not available here: use 'cpu'."
+        )
+    return resolved
+
+
+def _describe(value: Any) -> str:
+    tensor = first_tensor(value)
+    if isinstance(value, torch.Tensor):
+        return f"{tuple(value.shape)} {str(value.dtype).replace('torch.', '')}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}: {_describe(inner)}" for key, inner in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return f"{type(value).__name__} of {len(value)}" + (
+            f", first {_describe(tensor)}" if tensor is not None else ""
+        )
+    return type(value).__name__
+
+
+def _check_items(
+    project: Project, subset: str, dataset: Any, n: int
+) -> tuple[list[ParsedItem], bool, list[str]]:
+    items: list[ParsedItem] = []
+    warnings: list[str] = []
+    for index in range(min(n, len(dataset))):
+        loaded = load_item(dataset, subset, index)
+        if isinstance(loaded, FailedItem):
+            warnings.append(f"{loaded.id}: {loaded.error} (it will be quarantined)")
+            continue
+        items.append(loaded)
+    if not items:
+        raise ProjectError(
+            f"The first {min(n, len(dataset))} items of subset {subset!r} all failed to load, "
+            f"e.g. {warnings[0]}: fix the data set's __getitem__."
+        )
+    labeled = items[0].has_target
+    for item in items:
+        if item.has_target != labeled:
+            raise ProjectError(
+                f"In subset {subset!r}, {items[0].id!r} {'has' if labeled else 'has no'} target "
+                f"but {item.id!r} {'has none' if labeled else 'has one'}: a subset is either "
+                "labeled or unlabeled; split it into two subsets."
+            )
+    return items, labeled, warnings
+
+
+def _runnable(
+    model: nn.Module,
+    items: list[ParsedItem],
+    project: Project,
+    device: torch.device,
+    warnings: list[str],
+) -> list[ParsedItem]:
+    """The items the model runs on: a sample that fails alone is reported and will be quarantined."""
+
+    def runs(group: list[ParsedItem]) -> Exception | None:
+        try:
+            with torch.inference_mode():
+                call_model(model, to_device(collate(group, project.collate).inputs, device))
+        except ProjectError:
+            raise
+        except Exception as error:
+            return error
+        return None
+
+    if runs(items) is None:
+        return items
+    usable, first_error = [], None
+    for item in items:
+        error = runs([item])
+        if error is None:
+            usable.append(item)
+        else:
+            first_error = first_error or error
+            warnings.append(f"{item.id}: the model raised {error!r} (it will be quarantined)")
+    if not usable:
+        raise ProjectError(
+            f"Running the model on the first items of subset {items[0].subset!r} failed: "
+            f"{first_error!r}. Check that the items are in the form the model expects (and that "
+            "Project.collate, if given, builds the batch the model takes)."
+        ) from first_error
+    return usable
+
+
+def _raw_activations(
+    model: nn.Module, refs: list[LayerRef], forward: Any
+) -> dict[LayerRef, tuple[torch.Tensor, nn.Module]]:
+    modules = dict(model.named_modules())
+    seen: dict[LayerRef, tuple[torch.Tensor, nn.Module]] = {}
+    handles = []
+    for ref in refs:
+        module = modules[ref.module_name]
+
+        def keep(value: Any, ref: LayerRef = ref, module: nn.Module = module) -> None:
+            tensor = first_tensor(value)
+            if tensor is None:
+                raise ProjectError(
+                    f"Layer {ref.name!r} produced no tensor ({type(value).__name__}): choose a "
+                    "layer whose output (or, with ':input', whose input) is a tensor."
+                )
+            seen[ref] = (tensor, module)
+
+        if ref.point == "input":
+            handles.append(module.register_forward_pre_hook(lambda _m, args, keep=keep: keep(args)))
+        else:
+            handles.append(module.register_forward_hook(lambda _m, _i, out, keep=keep: keep(out)))
+    try:
+        forward()
+    finally:
+        for handle in handles:
+            handle.remove()
+    missing = [ref.name for ref in refs if ref not in seen]
+    if missing:
+        raise ProjectError(
+            f"Layers {missing} did not run during the forward pass: choose modules that the "
+            "model's forward() actually calls."
+        )
+    return seen
+
+
+def plan_capture(
+    project: Project,
+    *,
+    device: str | torch.device | None = None,
+    pooling: PoolingSettings | None = None,
+    check_size: int = 8,
+    renders: bool = True,
+) -> CapturePlan:
+    """Validate the project on the first ``check_size`` items of each subset and plan the capture."""
+    started = time.perf_counter()
+    pooling = pooling or PoolingSettings()
+    model = project.resolve_model()
+    resolved_device = resolve_device(device)
+    model.to(resolved_device).eval()
+
+    checked: dict[str, list[ParsedItem]] = {}
+    subsets: list[SubsetPlan] = []
+    warnings: list[str] = []
+    offset = 0
+    for name, dataset in project.data.items():
+        items, labeled, item_warnings = _check_items(project, name, dataset, check_size)
+        checked[name] = items
+        warnings.extend(item_warnings)
+        subsets.append(SubsetPlan(name, len(dataset), labeled, offset))
+        offset += len(dataset)
+
+    for subset in subsets:
+        checked[subset.name] = _runnable(
+            model, checked[subset.name], project, resolved_device, warnings
+        )
+    first = checked[subsets[0].name]
+    batch = collate(first, project.collate)
+    inputs = to_device(batch.inputs, resolved_device)
+
+    def forward() -> Any:
+        with torch.inference_mode():
+            return call_model(model, inputs)
+
+    layers_defaulted = project.layers is None
+    refs = (
+        default_layers(model, forward)
+        if layers_defaulted
+        else resolve_layers(model, project.layers)
+    )
+    if not refs:
+        raise ProjectError(
+            "Project.layers is empty: name at least one layer, or pass None for defaults."
+        )
+    raw = _raw_activations(model, refs, forward)
+    outputs = forward()
+    if first_tensor(outputs) is not None and not torch.isfinite(first_tensor(outputs)).all():
+        raise ProjectError(
+            f"The model's outputs on the first batch of {subsets[0].name!r} contain NaN or inf: "
+            "check the model's weights and the input normalisation before capturing."
+        )
+    layers: list[tuple[LayerRef, LayerPooler]] = []
+    for ref in refs:
+        activation, module = raw[ref]
+        if not torch.isfinite(activation.float()).all():
+            raise ProjectError(
+                f"Layer {ref.name!r} has NaN or inf activations on the first batch: check the "
+                "model's weights and the input normalisation."
+            )
+        kind = layer_kind(activation, module, ref.point)
+        sample_shape = tuple(activation.shape[1:])
+        layers.append((ref, LayerPooler(ref.name, kind, sample_shape, pooling)))
+
+    task = infer_task(project.task, project.loss, outputs)
+    n_classes = int(outputs.shape[1]) if task == "classification" else None
+    render = project.render
+    if render is None and renders and looks_like_image(first[0].input):
+        render = default_render
+    spec = ForwardSpec(
+        model=model,
+        device=resolved_device,
+        recorder=LayerRecorder(model, dict(layers)),
+        loss=project.loss,
+        metrics=project.metrics,
+        metadata=MetadataSource(project.metadata),
+        task=task,
+        user_collate=project.collate,
+        render=render if renders else None,
+    )
+    loss_names: list[str] = []
+    metadata_columns: list[str] = []
+    for subset in subsets:
+        result = forward_items(spec, checked[subset.name])
+        if result.non_finite:
+            item, reason = result.non_finite[0]
+            raise ProjectError(
+                f"{item.id!r} gives {reason} on the first batch: check the model's weights, the "
+                "loss and the input normalisation."
+            )
+        names = [name for name in result.columns if name == "loss" or name.startswith("loss_")]
+        if subset.labeled:
+            loss_names = loss_names or names
+        metadata_columns.extend(
+            name
+            for name in spec.metadata.columns(checked[subset.name])
+            if name not in metadata_columns
+        )
+    return CapturePlan(
+        project=project,
+        spec=spec,
+        subsets=subsets,
+        layers=layers,
+        layers_defaulted=layers_defaulted,
+        input_shape=_describe(batch.inputs),
+        output_shape=_describe(outputs),
+        n_classes=n_classes,
+        loss_names=loss_names,
+        metadata_columns=metadata_columns,
+        check_seconds=time.perf_counter() - started,
+        warnings=warnings,
+    )

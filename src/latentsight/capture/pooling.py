@@ -1,0 +1,123 @@
+"""Pooling a layer's activations to fixed-size vectors per sample: the mean view and the grid view.
+
+A convolutional map keeps two views: the spatial mean (C values) and a coarse grid (adaptive
+average pooling to ``grid x grid``, flattened, then reduced by a fixed seeded random projection
+when larger than ``grid_max_dim``), so features living in a small part of the input survive.
+Sequences keep the mean over positions and a grid over ``grid`` segments of positions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Kind = Literal["conv", "sequence", "channels_first_sequence", "volume", "vector"]
+CHANNELS_FIRST_1D = (
+    nn.Conv1d,
+    nn.ConvTranspose1d,
+    nn.BatchNorm1d,
+    nn.InstanceNorm1d,
+    nn.MaxPool1d,
+    nn.AvgPool1d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveMaxPool1d,
+)
+
+
+@dataclass(frozen=True)
+class PoolingSettings:
+    """How activations become vectors; part of a run's settings (same settings, same vectors)."""
+
+    grid: int = 4
+    grid_max_dim: int = 256
+    project_above: int | None = None
+    seed: int = 0
+
+
+def layer_kind(activation: torch.Tensor, module: nn.Module, point: str) -> Kind:
+    """What an activation is, from its rank and (for 3-D tensors) the module that made it."""
+    rank = activation.dim()
+    if rank <= 2:
+        return "vector"
+    if rank == 3:
+        channels_first = point == "output" and isinstance(module, CHANNELS_FIRST_1D)
+        return "channels_first_sequence" if channels_first else "sequence"
+    if rank == 4:
+        return "conv"
+    return "volume"
+
+
+def _projection(in_dim: int, out_dim: int, layer: str, view: str, seed: int) -> torch.Tensor:
+    """A fixed Gaussian random projection, the same for the same layer, view and seed."""
+    digest = hashlib.sha256(f"{seed}:{layer}:{view}:{in_dim}:{out_dim}".encode()).digest()
+    generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+    return torch.randn(in_dim, out_dim, generator=generator) / out_dim**0.5
+
+
+class LayerPooler:
+    """Turns one layer's batch of activations into its views, each ``B x D`` float32."""
+
+    def __init__(
+        self, layer: str, kind: Kind, sample_shape: tuple[int, ...], settings: PoolingSettings
+    ) -> None:
+        self.layer = layer
+        self.kind = kind
+        self.sample_shape = sample_shape
+        self.settings = settings
+        self._projections: dict[str, torch.Tensor] = {}
+        self.dims: dict[str, int] = {}
+        raw = self._raw_dims()
+        for view, dim in raw.items():
+            limit = settings.grid_max_dim if view == "grid" else settings.project_above
+            if limit is not None and dim > limit:
+                self._projections[view] = _projection(dim, limit, layer, view, settings.seed)
+                self.dims[view] = limit
+            else:
+                self.dims[view] = dim
+
+    def _raw_dims(self) -> dict[str, int]:
+        shape, grid = self.sample_shape, self.settings.grid
+        if self.kind == "vector":
+            return {"mean": int(torch.tensor(shape).prod()) if shape else 1}
+        if self.kind == "conv":
+            return {"mean": shape[0], "grid": shape[0] * grid * grid}
+        if self.kind == "sequence":
+            return {"mean": shape[1], "grid": shape[1] * grid}
+        if self.kind == "channels_first_sequence":
+            return {"mean": shape[0], "grid": shape[0] * grid}
+        return {"mean": shape[0]}
+
+    @property
+    def views(self) -> list[str]:
+        """The views this layer keeps, the mean view first."""
+        return list(self.dims)
+
+    def __call__(self, activation: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Pool a ``B x ...`` activation to ``{view: B x D}`` on the activation's device."""
+        x = activation.detach().float()
+        batch, grid = x.shape[0], self.settings.grid
+        if self.kind == "vector":
+            pooled = {"mean": x.reshape(batch, -1)}
+        elif self.kind == "conv":
+            pooled = {
+                "mean": x.mean(dim=(2, 3)),
+                "grid": F.adaptive_avg_pool2d(x, grid).reshape(batch, -1),
+            }
+        elif self.kind in ("sequence", "channels_first_sequence"):
+            channels_first = x if self.kind == "channels_first_sequence" else x.transpose(1, 2)
+            pooled = {
+                "mean": channels_first.mean(dim=2),
+                "grid": F.adaptive_avg_pool1d(channels_first, grid).reshape(batch, -1),
+            }
+        else:
+            pooled = {"mean": x.reshape(batch, x.shape[1], -1).mean(dim=2)}
+        for view, matrix in self._projections.items():
+            if matrix.device != x.device:
+                matrix = self._projections[view] = matrix.to(x.device)
+            pooled[view] = pooled[view] @ matrix
+        return pooled

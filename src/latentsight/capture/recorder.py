@@ -1,0 +1,68 @@
+"""Forward hooks that pool each chosen layer's activations as the model runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from latentsight.capture.layers import LayerRef, first_tensor
+from latentsight.capture.pooling import LayerPooler
+from latentsight.errors import ProjectError
+
+
+class LayerRecorder:
+    """Collects ``{layer: {view: B x D}}`` for one forward pass; hooks live only inside ``attach``."""
+
+    def __init__(self, model: nn.Module, poolers: dict[LayerRef, LayerPooler]) -> None:
+        self.model = model
+        self.poolers = poolers
+        self.pooled: dict[str, dict[str, torch.Tensor]] = {}
+
+    def _record(self, ref: LayerRef, value: Any) -> None:
+        activation = first_tensor(value)
+        if activation is None:
+            raise ProjectError(
+                f"Layer {ref.name!r} produced no tensor ({type(value).__name__}): choose a layer "
+                "whose output (or, with ':input', whose input) is a tensor."
+            )
+        self.pooled[ref.name] = self.poolers[ref](activation)
+
+    @contextmanager
+    def attach(self) -> Iterator[LayerRecorder]:
+        """Register the hooks for the duration of the block and always remove them after."""
+        modules = dict(self.model.named_modules())
+        handles = []
+        try:
+            for ref in self.poolers:
+                module = modules[ref.module_name]
+                if ref.point == "input":
+                    handles.append(
+                        module.register_forward_pre_hook(
+                            lambda _m, args, ref=ref: self._record(ref, args)
+                        )
+                    )
+                else:
+                    handles.append(
+                        module.register_forward_hook(
+                            lambda _m, _i, out, ref=ref: self._record(ref, out)
+                        )
+                    )
+            yield self
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def take(self) -> dict[str, dict[str, torch.Tensor]]:
+        """The pooled views of the last forward pass, checking that every layer ran."""
+        missing = [ref.name for ref in self.poolers if ref.name not in self.pooled]
+        if missing:
+            raise ProjectError(
+                f"Layers {missing} did not run during the forward pass: choose modules that the "
+                "model's forward() actually calls."
+            )
+        pooled, self.pooled = self.pooled, {}
+        return pooled

@@ -1,0 +1,1 @@
+"""Built-in demo: synthetic shapes data with planted failure modes and a small CNN."""

@@ -1,0 +1,23 @@
+"""The errors latentsight raises at its boundaries; each message names the problem and the fix."""
+
+from __future__ import annotations
+
+
+class LatentsightError(Exception):
+    """Base of every error latentsight raises on purpose."""
+
+
+class ProjectError(LatentsightError, ValueError):
+    """The Project (model, data, loss, metadata, layers) does not meet the integration contract."""
+
+
+class RunStoreError(LatentsightError):
+    """A run directory is missing, incomplete, corrupt, or of an unsupported schema version."""
+
+
+class NotRecordedError(LatentsightError, LookupError):
+    """Something asked of a run (a layer, a view, a sample) that the run did not record."""
+
+
+class CaptureError(LatentsightError, RuntimeError):
+    """A sample failed during capture and the user asked to fail fast instead of quarantining it."""

@@ -1,0 +1,1 @@
+"""The run directory: manifest, samples table, latent arrays, atomic writes, resume."""

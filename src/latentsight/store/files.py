@@ -1,0 +1,41 @@
+"""Atomic file writes: a reader sees the old file or the whole new one, never half of one."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def _commit(temporary: Path, path: Path) -> None:
+    with open(temporary, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write JSON atomically, indented for people to read."""
+    temporary = _temporary(path)
+    temporary.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+    _commit(temporary, path)
+
+
+def write_parquet(path: Path, table: pa.Table) -> None:
+    """Write a Parquet file atomically."""
+    temporary = _temporary(path)
+    pq.write_table(table, temporary)
+    _commit(temporary, path)
+
+
+def layer_file_stem(layer: str) -> str:
+    """A file-system-safe stem for a layer name (``fc:input`` -> ``fc@input``)."""
+    safe = layer.replace(":", "@")
+    return "".join(ch if ch.isalnum() or ch in "._@-" else "_" for ch in safe)

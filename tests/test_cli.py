@@ -1,0 +1,126 @@
+"""The command line, run as a user runs it: a real subprocess on a project file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import latentsight as ls
+
+PROJECT = textwrap.dedent(
+    """
+    import pandas as pd
+    import torch
+    from torch import nn
+    import latentsight as ls
+
+    def build():
+        torch.manual_seed(0)
+        model = nn.Sequential(
+            nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 2)
+        )
+        x = torch.rand(30, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+        data = {"train": [(x[i], i % 2) for i in range(20)], "val": [(x[i], i % 2) for i in range(20, 30)]}
+        ids = [f"train/{i}" for i in range(20)] + [f"val/{i}" for i in range(10)]
+        metadata = pd.DataFrame({"id": ids, "site": ["a", "b"] * 15})
+        return ls.Project(model=model, data=data, loss=ls.losses.cross_entropy, metadata=metadata, name="toy")
+
+    project = build()
+    broken = ls.Project(model=project.model, data=project.data, loss=project.loss, layers=["5"])
+    """
+)
+
+
+def latentsight(*arguments: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "latentsight", *arguments],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"COLUMNS": "200", "PATH": ""},
+    )
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    (tmp_path / "toy_project.py").write_text(PROJECT)
+    return tmp_path
+
+
+def test_check_prints_what_it_found(workdir):
+    result = latentsight("check", "toy_project:project", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    for expected in (
+        "train",
+        "val",
+        "(8, 3, 8, 8) float32",
+        "(8, 2) float32",
+        "classification (2 classes)",
+        "site",
+        "Layers (default choice)",
+        "(6, 8, 8)",
+        "4:input",
+        "mean (6), grid (96)",
+    ):
+        assert expected in result.stdout, expected
+
+
+def test_check_of_a_broken_project_says_what_to_fix_without_a_traceback(workdir):
+    result = latentsight("check", "toy_project:broken", cwd=workdir)
+    assert result.returncode == 2
+    assert "Layer '5' is not a module" in result.stderr and "Its modules: 0, 1, 2, 3, 4" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_module_is_explained(workdir):
+    result = latentsight("check", "no_such_module:project", cwd=workdir)
+    assert result.returncode == 2
+    assert "No module named 'no_such_module'" in result.stderr
+
+
+def test_analyze_then_info(workdir):
+    result = latentsight("analyze", "toy_project.py:project", "--out", "runs/toy", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "Run written to" in result.stdout
+    run = ls.open_run(workdir / "runs" / "toy")
+    assert run.name == "toy" and len(run.samples) == 30
+    info = latentsight("info", "runs/toy", cwd=workdir)
+    assert info.returncode == 0, info.stderr
+    for expected in (
+        "toy",
+        "train",
+        "20",
+        "val",
+        "10",
+        "features" if False else "0",
+        "30 x 6",
+        "30 x 96",
+    ):
+        assert expected in info.stdout, expected
+    again = latentsight("analyze", "toy_project.py:project", "--out", "runs/toy", cwd=workdir)
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+
+
+def test_info_on_a_missing_run(workdir):
+    result = latentsight("info", "runs/none", cwd=workdir)
+    assert result.returncode == 2 and "There is no run at runs/none" in result.stderr
+
+
+def test_help_explains_every_option(workdir):
+    result = latentsight("analyze", "--help", cwd=workdir)
+    for option in (
+        "--out",
+        "--resume",
+        "--overwrite",
+        "--batch-size",
+        "--chunk-size",
+        "--device",
+        "--num-workers",
+        "--fail-fast",
+        "--renders",
+    ):
+        assert option in result.stdout, option

@@ -1,0 +1,156 @@
+"""Bad integrations fail up front, on one batch, with a message that names the problem and fix."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import latentsight as ls
+from conftest import TinyCNN, image_items
+
+
+def project(**overrides):
+    arguments = dict(
+        model=TinyCNN(),
+        data={"train": image_items(16, 1), "val": image_items(8, 2)},
+        loss=ls.losses.cross_entropy,
+    )
+    arguments.update(overrides)
+    return ls.Project(**arguments)
+
+
+def test_unknown_layer_lists_near_names():
+    with pytest.raises(
+        ls.ProjectError, match=r"'features\.9' is not a module.*Near names: .*features\.2"
+    ):
+        ls.check(project(layers=["features.9"]))
+
+
+def test_layer_given_as_a_string_says_to_use_a_list():
+    with pytest.raises(ls.ProjectError, match=r"layers=\['fc'\]"):
+        project(layers="fc")
+
+
+def test_loss_returning_a_batch_mean_says_reduction_none():
+    with pytest.raises(ls.ProjectError, match="single number for the batch.*reduction='none'"):
+        ls.check(project(loss=nn.CrossEntropyLoss()))
+
+
+def test_loss_of_the_wrong_length_is_refused():
+    def bad_loss(outputs, targets):
+        return ls.losses.cross_entropy(outputs, targets)[:-1]
+
+    with pytest.raises(ls.ProjectError, match=r"shape \(7,\) for a batch of 8"):
+        ls.check(project(loss=bad_loss))
+
+
+def test_loss_component_of_the_wrong_shape_is_named():
+    def bad_loss(outputs, targets):
+        good = ls.losses.cross_entropy(outputs, targets)
+        return {"class": good, "box": good.mean()}
+
+    with pytest.raises(ls.ProjectError, match="loss component 'box'"):
+        ls.check(project(loss=bad_loss))
+
+
+def test_metadata_without_ids_is_refused():
+    frame = pd.DataFrame({"brightness": range(24)})
+    with pytest.raises(ls.ProjectError, match="add an 'id' column"):
+        ls.check(project(metadata=frame))
+
+
+def test_metadata_that_does_not_align_names_missing_ids():
+    frame = pd.DataFrame({"id": [f"sample-{i}" for i in range(24)], "brightness": range(24)})
+    with pytest.raises(ls.ProjectError, match=r"no row for 8 sample\(s\).*'train/0'.*'sample-0'"):
+        ls.check(project(metadata=frame))
+
+
+def test_metadata_with_duplicated_ids_is_refused():
+    ids = [f"train/{i}" for i in range(16)] + [f"val/{i}" for i in range(8)]
+    frame = pd.DataFrame({"id": ids + ["train/0"], "brightness": range(25)})
+    with pytest.raises(ls.ProjectError, match="duplicated id"):
+        ls.check(project(metadata=frame))
+
+
+def test_metadata_column_clashing_with_a_stored_column_is_refused():
+    ids = [f"train/{i}" for i in range(16)] + [f"val/{i}" for i in range(8)]
+    frame = pd.DataFrame({"id": ids, "loss": range(24)})
+    with pytest.raises(ls.ProjectError, match="'loss' clashes"):
+        ls.check(project(metadata=frame))
+
+
+def test_nan_outputs_are_refused_before_the_pass():
+    model = TinyCNN()
+    with torch.no_grad():
+        model.fc.bias.fill_(math.nan)
+    with pytest.raises(ls.ProjectError, match="outputs on the first batch of 'train' contain NaN"):
+        ls.check(project(model=model))
+
+
+def test_empty_subset_is_refused():
+    with pytest.raises(ls.ProjectError, match="Subset 'val' is empty"):
+        project(data={"train": image_items(4, 1), "val": []})
+
+
+def test_unindexable_subset_is_refused():
+    with pytest.raises(ls.ProjectError, match="cannot be indexed"):
+        project(data={"train": iter(image_items(4, 1))})
+
+
+def test_item_of_the_wrong_form_is_explained():
+    data = {"train": [(x, y, "extra") for x, y in image_items(4, 1)]}
+    with pytest.raises(ls.ProjectError, match="sequence of 3 elements.*\\(input, target\\)"):
+        ls.check(project(data=data))
+
+
+def test_subset_mixing_labeled_and_unlabeled_items_is_refused():
+    items = image_items(4, 1)
+    data = {"train": [items[0], (items[1][0],), items[2]]}
+    with pytest.raises(ls.ProjectError, match="either labeled or unlabeled"):
+        ls.check(project(data=data))
+
+
+def test_model_factory_must_return_a_module():
+    with pytest.raises(ls.ProjectError, match="factory returned a str"):
+        ls.check(project(model=lambda: "not a model"))
+
+
+def test_metric_needs_a_direction():
+    with pytest.raises(ls.ProjectError, match="latentsight.Metric"):
+        project(metrics={"accuracy": lambda outputs, targets: outputs.argmax(1) == targets})
+    with pytest.raises(ls.ProjectError, match="'higher' or 'lower'"):
+        ls.Metric(lambda o, t: o, better="up")
+
+
+def test_unknown_device_is_refused():
+    with pytest.raises(ls.ProjectError, match="not a torch device"):
+        ls.check(project(), device="gpu-please")
+
+
+def test_a_layer_that_never_runs_is_named():
+    class WithUnused(TinyCNN):
+        def __init__(self):
+            super().__init__()
+            self.unused = nn.Linear(4, 4)
+
+    with pytest.raises(ls.ProjectError, match=r"\['unused'\] did not run"):
+        ls.check(project(model=WithUnused(), layers=["unused"]))
+
+
+def test_check_reports_what_it_found(metadata):
+    plan = ls.check(
+        project(data={"train": image_items(40, 1), "val": image_items(24, 2)}, metadata=metadata)
+    )
+    assert [s.name for s in plan.subsets] == ["train", "val"]
+    assert [s.size for s in plan.subsets] == [40, 24]
+    assert plan.layers_defaulted
+    assert [ref.name for ref, _ in plan.layers] == ["features", "fc:input"]
+    assert plan.layers[0][1].dims == {"mean": 16, "grid": 256}
+    assert plan.output_shape == "(8, 3) float32"
+    assert plan.spec.task == "classification" and plan.n_classes == 3
+    assert plan.loss_names == ["loss"]
+    assert plan.metadata_columns == ["brightness", "source"]

@@ -1,0 +1,129 @@
+"""A capture killed with SIGKILL resumes where it stopped and ends identical to an uninterrupted one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import latentsight as ls
+from latentsight._loading import load_project
+
+PROJECT_FILE = textwrap.dedent(
+    """
+    import time
+    import torch
+    from torch import nn
+    import latentsight as ls
+
+    class SlowImages:
+        loads = 0
+
+        def __init__(self, n, seed):
+            generator = torch.Generator().manual_seed(seed)
+            self.images = torch.rand(n, 3, 10, 10, generator=generator)
+            self.labels = torch.randint(0, 3, (n,), generator=generator)
+
+        def __len__(self):
+            return len(self.images)
+
+        def __getitem__(self, index):
+            SlowImages.loads += 1
+            time.sleep(0.004)
+            if index == 77:
+                raise OSError("corrupt file on disk")
+            return self.images[index], int(self.labels[index])
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 3)
+    )
+    project = ls.Project(
+        model=model,
+        data={"train": SlowImages(300, 1), "val": SlowImages(120, 2)},
+        loss=ls.losses.cross_entropy,
+    )
+    """
+)
+
+
+def _tables_equal(a: ls.Run, b: ls.Run) -> None:
+    pd.testing.assert_frame_equal(a.samples, b.samples)
+    pd.testing.assert_frame_equal(a.quarantine, b.quarantine)
+    for layer in a.layers:
+        for view in a.views(layer):
+            assert np.array_equal(a.latent(layer, view), b.latent(layer, view))
+    for sample_id in ("train/0", "train/299", "val/119"):
+        assert a.render(sample_id).tobytes() == b.render(sample_id).tobytes()
+
+
+@pytest.fixture
+def project_file(tmp_path: Path) -> Path:
+    path = tmp_path / "slow_project.py"
+    path.write_text(PROJECT_FILE)
+    return path
+
+
+def test_killed_capture_resumes_to_an_identical_run(tmp_path, project_file):
+    killed = tmp_path / "killed"
+    command = [
+        sys.executable, "-m", "latentsight", "analyze", f"{project_file}:project",
+        "--out", str(killed), "--batch-size", "8", "--chunk-size", "24",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    shards = killed / "_capture"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(shards.rglob("*.samples.parquet"))) < 5:
+        assert process.poll() is None, process.stderr.read().decode()
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done_before = len(list(shards.rglob("*.samples.parquet")))
+    assert 5 <= done_before < 18, "the capture must be killed part way"
+
+    with pytest.raises(ls.RunStoreError, match="incomplete.*--resume"):
+        ls.open_run(killed)
+    with pytest.raises(ls.RunStoreError, match="interrupted run.*resume=True"):
+        ls.analyze(
+            load_project(f"{project_file}:project"),
+            killed,
+            batch_size=8,
+            chunk_size=24,
+            progress=False,
+        )
+
+    project = load_project(f"{project_file}:project")
+    dataset_class = type(project.data["train"])
+    dataset_class.loads = 0
+    resumed = ls.analyze(project, killed, resume=True, batch_size=8, chunk_size=24, progress=False)
+    loads_on_resume = dataset_class.loads
+
+    dataset_class.loads = 0
+    fresh = ls.analyze(project, tmp_path / "fresh", batch_size=8, chunk_size=24, progress=False)
+    _tables_equal(resumed, fresh)
+    assert loads_on_resume <= dataset_class.loads - done_before * 24 + 1, (
+        "completed chunks were recomputed"
+    )
+    assert list(resumed.quarantine["id"]) == ["train/77", "val/77"]
+    assert "corrupt file on disk" in resumed.quarantine["error"][0]
+    assert not (killed / "_capture").exists()
+
+
+def test_resume_refuses_different_settings(tmp_path, project_file):
+    out = tmp_path / "run"
+    project = load_project(f"{project_file}:project")
+    ls.analyze(project, out, batch_size=8, chunk_size=24, progress=False)
+    manifest = (
+        (out / "manifest.json").read_text().replace('"status": "complete"', '"status": "capturing"')
+    )
+    (out / "manifest.json").write_text(manifest)
+    with pytest.raises(ls.RunStoreError, match="batch_size, rows_per_chunk differ"):
+        ls.analyze(project, out, resume=True, batch_size=16, chunk_size=24, progress=False)
