@@ -285,3 +285,11 @@ def test_sql_over_the_samples_table(tmp_path, data, metadata):
     assert list(by_source["n"]) == list(expected["count"])
     np.testing.assert_allclose(by_source["loss"], expected["mean"], rtol=1e-6)
     assert isinstance(run.samples, pd.DataFrame)
+
+
+def test_worker_processes_give_the_same_run(tmp_path, data, metadata):
+    project = ls.Project(model=TinyCNN(), data=data, loss=ls.losses.cross_entropy, metadata=metadata)
+    single = analyze(project, tmp_path / "single", batch_size=8)
+    workers = analyze(project, tmp_path / "workers", batch_size=8, num_workers=2)
+    pd.testing.assert_frame_equal(single.samples, workers.samples)
+    np.testing.assert_array_equal(single.latent("features", "grid"), workers.latent("features", "grid"))

@@ -131,7 +131,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the data generator and the training.")] = 0,
 ) -> None:
     """Generate the synthetic shapes data set, train (or reuse) its small CNN, and capture a run."""
-    from latentsight.demo import run_demo
+    from latentsight.demo.run import run_demo
 
     try:
         run = run_demo(out, tiny=tiny, clean=clean, retrain=retrain, seed=seed, console=console)

@@ -155,7 +155,8 @@ def _runnable(
 
 def _raw_activations(
     model: nn.Module, refs: list[LayerRef], forward: Any
-) -> dict[LayerRef, tuple[torch.Tensor, nn.Module]]:
+) -> tuple[dict[LayerRef, tuple[torch.Tensor, nn.Module]], Any]:
+    """Run ``forward`` once, keeping each layer's raw activation and the module that made it."""
     modules = dict(model.named_modules())
     seen: dict[LayerRef, tuple[torch.Tensor, nn.Module]] = {}
     handles = []
@@ -176,7 +177,7 @@ def _raw_activations(
         else:
             handles.append(module.register_forward_hook(lambda _m, _i, out, keep=keep: keep(out)))
     try:
-        forward()
+        outputs = forward()
     finally:
         for handle in handles:
             handle.remove()
@@ -186,7 +187,7 @@ def _raw_activations(
             f"Layers {missing} did not run during the forward pass: choose modules that the "
             "model's forward() actually calls."
         )
-    return seen
+    return seen, outputs
 
 
 def plan_capture(
@@ -237,8 +238,7 @@ def plan_capture(
         raise ProjectError(
             "Project.layers is empty: name at least one layer, or pass None for defaults."
         )
-    raw = _raw_activations(model, refs, forward)
-    outputs = forward()
+    raw, outputs = _raw_activations(model, refs, forward)
     if first_tensor(outputs) is not None and not torch.isfinite(first_tensor(outputs)).all():
         raise ProjectError(
             f"The model's outputs on the first batch of {subsets[0].name!r} contain NaN or inf: "

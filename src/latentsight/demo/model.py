@@ -17,7 +17,8 @@ from torch import nn
 from latentsight.demo.shapes import SHAPES, ShapesConfig, ShapesSubset, generate_shapes
 
 MODEL_VERSION = 1  # bump when the architecture or the training recipe changes (invalidates caches)
-DEFAULT_EPOCHS = 8
+DEFAULT_EPOCHS = 15  # for the default 8000-image train set
+MAX_EPOCHS = 40  # ceiling for small train sets, which get more epochs (see default_epochs)
 BATCH_SIZE = 64
 LEARNING_RATE = 2e-3
 
@@ -35,20 +36,20 @@ def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class ShapesCNN(nn.Module):
-    """Three conv blocks (16/32/64 channels), global average pool, one hidden layer, logits."""
+    """Three conv blocks (8/16/32 channels), global average pool, one hidden layer, logits."""
 
-    def __init__(self, n_classes: int = len(SHAPES), hidden: int = 64) -> None:
+    def __init__(self, n_classes: int = len(SHAPES), hidden: int = 32) -> None:
         """Build the layers; module names (features.2, classifier.3, ...) are stable."""
         super().__init__()
         self.features = nn.Sequential(
-            _conv_block(3, 16),
+            _conv_block(3, 8),
+            _conv_block(8, 16),
             _conv_block(16, 32),
-            _conv_block(32, 64),
             nn.AdaptiveAvgPool2d(1),
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(64, hidden),
+            nn.Linear(32, hidden),
             nn.ReLU(inplace=True),
             nn.Linear(hidden, n_classes),
         )
@@ -63,20 +64,31 @@ def images_to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
 
 
+def default_epochs(n_train: int) -> int:
+    """Epochs giving a train set of n_train about as many optimiser steps as the default one."""
+    steps = DEFAULT_EPOCHS * -(-ShapesConfig.n_train // BATCH_SIZE)
+    per_epoch = -(-n_train // BATCH_SIZE)
+    return min(MAX_EPOCHS, max(DEFAULT_EPOCHS, -(-steps // per_epoch)))
+
+
 def train_demo_model(
     train: ShapesSubset,
     *,
-    epochs: int = DEFAULT_EPOCHS,
+    epochs: int | None = None,
     seed: int = 0,
     progress: Progress | None = None,
 ) -> ShapesCNN:
-    """Train ShapesCNN on train's carried labels, deterministically for a seed; return it in eval."""
+    """Train ShapesCNN on train's carried labels, deterministically for a seed; return it in eval.
+
+    epochs defaults to default_epochs(len(train)).
+    """
+    epochs = default_epochs(len(train)) if epochs is None else epochs
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = ShapesCNN()
     inputs = images_to_tensor(train.images)
-    targets = torch.from_numpy(train.targets)
+    targets = torch.from_numpy(train.targets).long()
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
     steps_per_epoch = -(-len(targets) // BATCH_SIZE)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -129,11 +141,16 @@ def load_or_train_demo_model(
     *,
     cache_dir: Path | None = None,
     retrain: bool = False,
-    epochs: int = DEFAULT_EPOCHS,
+    epochs: int | None = None,
     seed: int = 0,
     progress: Progress | None = None,
 ) -> tuple[ShapesCNN, bool]:
-    """Load cached weights for (config, epochs, seed) or train and cache them; bool = loaded."""
+    """Load cached weights for (config, epochs, seed) or train and cache them; bool = loaded.
+
+    subsets, when given, must be generate_shapes(config); it saves regenerating them to train.
+    epochs defaults to default_epochs(config.n_train).
+    """
+    epochs = default_epochs(config.n_train) if epochs is None else epochs
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cache_dir / f"shapes-cnn-{cache_key(config, epochs, seed)}.pt"
     if not retrain and path.exists():

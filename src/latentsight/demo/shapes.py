@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,8 @@ OCCLUSION_GREY = (128, 128, 128)
 COLOR_JITTER = 10.0  # per-channel uniform jitter of background and object colours
 PIXEL_NOISE = 3.0  # std of the Gaussian pixel noise added to every image
 _CHUNK = 512  # images rendered per vectorised batch
+_OBJECT_RGB = np.array(list(OBJECT_COLORS.values()), dtype=np.float32)
+_BACKGROUND_RGB = np.array(list(BACKGROUNDS.values()), dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class ShapesConfig:
             raise ValueError("image_size must be >= 16")
 
     @classmethod
-    def tiny(cls, **overrides: object) -> ShapesConfig:
+    def tiny(cls, **overrides: Any) -> ShapesConfig:
         """Small config with every planted mode on, for fast tests and smoke runs."""
         return cls(**{"n_train": 600, "n_val": 240, **overrides})
 
@@ -183,34 +186,31 @@ def _generate_subset(
         eligible = gray_order[~(is_source | easy_copy)[gray_order]]
         grayscale[eligible[: round(GRAYSCALE_FRACTION[name] * n)]] = True
 
-    obj_rgb = np.array(list(OBJECT_COLORS.values()), dtype=np.float32)[obj_color] + obj_jitter
-    bg_rgb = np.array(list(BACKGROUNDS.values()), dtype=np.float32)[background] + bg_jitter
+    scene = _Scene(
+        cls=cls,
+        radius=radius,
+        x=x,
+        y=y,
+        obj_rgb=_OBJECT_RGB[obj_color] + obj_jitter,
+        bg_rgb=_BACKGROUND_RGB[background] + bg_jitter,
+        clutter=clutter,
+        cl_kind=cl_kind,
+        cl_pos=cl_pos,
+        cl_size=cl_size,
+        cl_angle=cl_angle,
+        cl_rgb=_OBJECT_RGB[cl_color],
+        occluded=occluded,
+        occ_side=occ_side,
+        occ_depth=occ_depth,
+        occ_grey=occ_grey,
+        grayscale=grayscale,
+    )
     images = np.empty((n, size, size, 3), dtype=np.uint8)
     occlusion = np.zeros(n, dtype=np.float64)
     pixel_rng = np.random.default_rng(pixel_seq)
     for start in range(0, n, _CHUNK):
         sl = slice(start, min(start + _CHUNK, n))
-        images[sl], occlusion[sl] = _render(
-            size,
-            cls[sl],
-            radius[sl],
-            x[sl],
-            y[sl],
-            obj_rgb[sl],
-            bg_rgb[sl],
-            clutter[sl],
-            cl_kind[sl],
-            cl_pos[sl],
-            cl_size[sl] * scale,
-            cl_angle[sl],
-            np.array(list(OBJECT_COLORS.values()), dtype=np.float32)[cl_color[sl]],
-            occluded[sl],
-            occ_side[sl],
-            occ_depth[sl],
-            occ_grey[sl],
-            grayscale[sl],
-            pixel_rng,
-        )
+        images[sl], occlusion[sl] = _render(scene.rows(sl), size, pixel_rng)
 
     ids = [f"{name}/{i}" for i in range(n)]
     bg_names = np.array(list(BACKGROUNDS))[background]
@@ -274,54 +274,62 @@ def _assign_backgrounds(
     return background
 
 
-def _render(
-    size: int,
-    cls: np.ndarray,
-    radius: np.ndarray,
-    x: np.ndarray,
-    y: np.ndarray,
-    obj_rgb: np.ndarray,
-    bg_rgb: np.ndarray,
-    clutter: np.ndarray,
-    cl_kind: np.ndarray,
-    cl_pos: np.ndarray,
-    cl_size: np.ndarray,
-    cl_angle: np.ndarray,
-    cl_rgb: np.ndarray,
-    occluded: np.ndarray,
-    occ_side: np.ndarray,
-    occ_depth: np.ndarray,
-    occ_grey: np.ndarray,
-    grayscale: np.ndarray,
-    pixel_rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Render a batch with anti-aliased signed-distance masks; return (uint8 images, occlusion)."""
-    b = len(cls)
+@dataclass
+class _Scene:
+    """Per-image drawing parameters (one row per image), everything the renderer needs."""
+
+    cls: np.ndarray  # main shape index
+    radius: np.ndarray  # main object radius, px
+    x: np.ndarray  # main object centre, px
+    y: np.ndarray
+    obj_rgb: np.ndarray  # N x 3 float
+    bg_rgb: np.ndarray  # N x 3 float
+    clutter: np.ndarray  # number of distractors drawn
+    cl_kind: np.ndarray  # N x MAX_CLUTTER: 0 dot, 1 blob, 2 stroke
+    cl_pos: np.ndarray  # N x MAX_CLUTTER x 2 (x, y), px
+    cl_size: np.ndarray  # N x MAX_CLUTTER, uniform 0..1 within each kind's size range
+    cl_angle: np.ndarray  # N x MAX_CLUTTER, stroke direction, radians
+    cl_rgb: np.ndarray  # N x MAX_CLUTTER x 3 float
+    occluded: np.ndarray  # bool
+    occ_side: np.ndarray  # side the occluding band comes from: left, right, top, bottom
+    occ_depth: np.ndarray  # how far the band reaches across the object, 0..1
+    occ_grey: np.ndarray  # band is grey (True) or background-coloured (False)
+    grayscale: np.ndarray  # bool
+
+    def rows(self, sl: slice) -> _Scene:
+        """The same scene restricted to a slice of images."""
+        return _Scene(**{f.name: getattr(self, f.name)[sl] for f in dataclasses.fields(self)})
+
+
+def _render(sc: _Scene, size: int, pixel_rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Render scene sc with anti-aliased signed-distance masks; return (uint8 images, occlusion)."""
+    b, scale = len(sc.cls), np.float32(size / 32.0)
     grid = np.arange(size, dtype=np.float32)
     gy, gx = grid[None, :, None], grid[None, None, :]
-    img = np.broadcast_to(bg_rgb[:, None, None, :], (b, size, size, 3)).astype(np.float32)
+    img = np.broadcast_to(sc.bg_rgb[:, None, None, :], (b, size, size, 3)).astype(np.float32)
 
     # Distractors go under the main object: small dots, blobs and short strokes.
     for k in range(MAX_CLUTTER):
-        rows = np.flatnonzero(clutter > k)
+        rows = np.flatnonzero(sc.clutter > k)
         if len(rows) == 0:
             continue
-        dx = gx - cl_pos[rows, k, 0, None, None].astype(np.float32)
-        dy = gy - cl_pos[rows, k, 1, None, None].astype(np.float32)
-        s = cl_size[rows, k, None, None].astype(np.float32)
-        dot = np.sqrt(dx * dx + dy * dy) - (0.7 + 0.7 * s)
-        blob = np.maximum(np.abs(dx), np.abs(dy)) - (0.6 + 0.6 * s)
-        c = np.cos(cl_angle[rows, k]).astype(np.float32)[:, None, None]
-        sn = np.sin(cl_angle[rows, k]).astype(np.float32)[:, None, None]
-        t = np.clip(dx * c + dy * sn, -(1.5 + s), 1.5 + s)
-        stroke = np.sqrt((dx - t * c) ** 2 + (dy - t * sn) ** 2) - 0.5
-        kind = cl_kind[rows, k, None, None]
+        dx = gx - sc.cl_pos[rows, k, 0, None, None].astype(np.float32)
+        dy = gy - sc.cl_pos[rows, k, 1, None, None].astype(np.float32)
+        u = sc.cl_size[rows, k, None, None].astype(np.float32)
+        dot = np.sqrt(dx * dx + dy * dy) - (0.7 + 0.7 * u) * scale
+        blob = np.maximum(np.abs(dx), np.abs(dy)) - (0.6 + 0.6 * u) * scale
+        c = np.cos(sc.cl_angle[rows, k]).astype(np.float32)[:, None, None]
+        sn = np.sin(sc.cl_angle[rows, k]).astype(np.float32)[:, None, None]
+        half = (1.5 + u) * scale
+        t = np.clip(dx * c + dy * sn, -half, half)
+        stroke = np.sqrt((dx - t * c) ** 2 + (dy - t * sn) ** 2) - 0.5 * scale
+        kind = sc.cl_kind[rows, k, None, None]
         sd = np.where(kind == 0, dot, np.where(kind == 1, blob, stroke))
-        _paint(img, rows, _coverage(sd), cl_rgb[rows, k])
+        _paint(img, rows, _coverage(sd), sc.cl_rgb[rows, k])
 
-    dx = gx - x[:, None, None].astype(np.float32)
-    dy = gy - y[:, None, None].astype(np.float32)
-    r = radius[:, None, None].astype(np.float32)
+    dx = gx - sc.x[:, None, None].astype(np.float32)
+    dy = gy - sc.y[:, None, None].astype(np.float32)
+    r = sc.radius[:, None, None].astype(np.float32)
     adx, ady = np.abs(dx), np.abs(dy)
     circle = np.sqrt(dx * dx + dy * dy) - r
     square = np.maximum(adx, ady) - 0.85 * r
@@ -329,23 +337,25 @@ def _render(
     triangle = np.maximum(dy, slope) - 0.55 * r
     arm, width = r, 0.3 * r
     cross = np.minimum(np.maximum(adx - width, ady - arm), np.maximum(adx - arm, ady - width))
-    sd = np.choose(cls[:, None, None], [circle, square, triangle, cross])
+    sd = np.choose(sc.cls[:, None, None], [circle, square, triangle, cross])
     alpha = _coverage(sd)
-    _paint(img, np.arange(b), alpha, obj_rgb)
+    _paint(img, np.arange(b), alpha, sc.obj_rgb)
 
     # Occlusion: a band of background or grey cut into the object from one side.
     ext = 1.1 * r
-    along = np.choose(occ_side[:, None, None], [dx, -dx, dy, -dy])
-    across = np.choose(occ_side[:, None, None], [ady, ady, adx, adx])
-    depth = occ_depth[:, None, None].astype(np.float32)
-    patch = (along <= -ext + 2.0 * ext * depth) & (across <= ext + 1.0) & occluded[:, None, None]
-    fill = np.where(occ_grey[:, None], np.float32(OCCLUSION_GREY), bg_rgb).astype(np.float32)
+    along = np.choose(sc.occ_side[:, None, None], [dx, -dx, dy, -dy])
+    across = np.choose(sc.occ_side[:, None, None], [ady, ady, adx, adx])
+    depth = sc.occ_depth[:, None, None].astype(np.float32)
+    patch = (
+        (along <= -ext + 2.0 * ext * depth) & (across <= ext + scale) & sc.occluded[:, None, None]
+    )
+    fill = np.where(sc.occ_grey[:, None], np.float32(OCCLUSION_GREY), sc.bg_rgb).astype(np.float32)
     img = np.where(patch[..., None], fill[:, None, None, :], img)
     occlusion = (alpha * patch).sum(axis=(1, 2)) / np.maximum(alpha.sum(axis=(1, 2)), 1e-6)
 
     img += pixel_rng.standard_normal(img.shape, dtype=np.float32) * PIXEL_NOISE
     gray = img @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    img = np.where(grayscale[:, None, None, None], gray[..., None], img)
+    img = np.where(sc.grayscale[:, None, None, None], gray[..., None], img)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8), occlusion.astype(np.float64)
 
 
