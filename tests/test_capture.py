@@ -15,7 +15,7 @@ from conftest import TinyCNN, image_items
 
 
 def analyze(project, path, **options):
-    return ls.analyze(project, path, progress=False, **options)
+    return ls.analyze(project, path, progress=False, insights=False, **options)
 
 
 def test_latents_outputs_and_loss_match_the_model(tmp_path, data, metadata):
@@ -288,8 +288,12 @@ def test_sql_over_the_samples_table(tmp_path, data, metadata):
 
 
 def test_worker_processes_give_the_same_run(tmp_path, data, metadata):
-    project = ls.Project(model=TinyCNN(), data=data, loss=ls.losses.cross_entropy, metadata=metadata)
+    project = ls.Project(
+        model=TinyCNN(), data=data, loss=ls.losses.cross_entropy, metadata=metadata
+    )
     single = analyze(project, tmp_path / "single", batch_size=8)
     workers = analyze(project, tmp_path / "workers", batch_size=8, num_workers=2)
     pd.testing.assert_frame_equal(single.samples, workers.samples)
-    np.testing.assert_array_equal(single.latent("features", "grid"), workers.latent("features", "grid"))
+    np.testing.assert_array_equal(
+        single.latent("features", "grid"), workers.latent("features", "grid")
+    )

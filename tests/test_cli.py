@@ -72,7 +72,10 @@ def test_check_prints_what_it_found(workdir):
 def test_check_of_a_broken_project_says_what_to_fix_without_a_traceback(workdir):
     result = latentsight("check", "toy_project:broken", cwd=workdir)
     assert result.returncode == 2
-    assert "Layer '5' is not a module" in result.stderr and "Its modules: 0, 1, 2, 3, 4" in result.stderr
+    assert (
+        "Layer '5' is not a module" in result.stderr
+        and "Its modules: 0, 1, 2, 3, 4" in result.stderr
+    )
     assert "Traceback" not in result.stderr
 
 

@@ -76,7 +76,7 @@ def test_killed_capture_resumes_to_an_identical_run(tmp_path, project_file):
     killed = tmp_path / "killed"
     command = [
         sys.executable, "-m", "latentsight", "analyze", f"{project_file}:project",
-        "--out", str(killed), "--batch-size", "8", "--chunk-size", "24",
+        "--out", str(killed), "--batch-size", "8", "--chunk-size", "24", "--no-insights",
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     shards = killed / "_capture"
@@ -98,16 +98,21 @@ def test_killed_capture_resumes_to_an_identical_run(tmp_path, project_file):
             batch_size=8,
             chunk_size=24,
             progress=False,
+            insights=False,
         )
 
     project = load_project(f"{project_file}:project")
     dataset_class = type(project.data["train"])
     dataset_class.loads = 0
-    resumed = ls.analyze(project, killed, resume=True, batch_size=8, chunk_size=24, progress=False)
+    resumed = ls.analyze(
+        project, killed, resume=True, batch_size=8, chunk_size=24, progress=False, insights=False
+    )
     loads_on_resume = dataset_class.loads
 
     dataset_class.loads = 0
-    fresh = ls.analyze(project, tmp_path / "fresh", batch_size=8, chunk_size=24, progress=False)
+    fresh = ls.analyze(
+        project, tmp_path / "fresh", batch_size=8, chunk_size=24, progress=False, insights=False
+    )
     _tables_equal(resumed, fresh)
     assert loads_on_resume <= dataset_class.loads - done_before * 24 + 1, (
         "completed chunks were recomputed"
@@ -120,10 +125,12 @@ def test_killed_capture_resumes_to_an_identical_run(tmp_path, project_file):
 def test_resume_refuses_different_settings(tmp_path, project_file):
     out = tmp_path / "run"
     project = load_project(f"{project_file}:project")
-    ls.analyze(project, out, batch_size=8, chunk_size=24, progress=False)
+    ls.analyze(project, out, batch_size=8, chunk_size=24, progress=False, insights=False)
     manifest = (
         (out / "manifest.json").read_text().replace('"status": "complete"', '"status": "capturing"')
     )
     (out / "manifest.json").write_text(manifest)
     with pytest.raises(ls.RunStoreError, match="batch_size, rows_per_chunk differ"):
-        ls.analyze(project, out, resume=True, batch_size=16, chunk_size=24, progress=False)
+        ls.analyze(
+            project, out, resume=True, batch_size=16, chunk_size=24, progress=False, insights=False
+        )

@@ -18,7 +18,7 @@ def run(tmp_path, data, metadata) -> ls.Run:
     project = ls.Project(
         model=TinyCNN(), data=data, loss=ls.losses.cross_entropy, metadata=metadata
     )
-    return ls.analyze(project, tmp_path / "run", progress=False)
+    return ls.analyze(project, tmp_path / "run", progress=False, insights=False)
 
 
 def test_manifest_holds_provenance_settings_and_layout(run):
@@ -87,6 +87,7 @@ def test_samples_table_of_the_wrong_length(run, tmp_path, data):
         ls.Project(model=TinyCNN(), data={"train": data["train"]}, loss=ls.losses.cross_entropy),
         tmp_path / "other",
         progress=False,
+        insights=False,
     )
     (run.path / "samples.parquet").write_bytes((other.path / "samples.parquet").read_bytes())
     with pytest.raises(ls.RunStoreError, match="has 40 rows but the manifest says 64"):
@@ -96,8 +97,8 @@ def test_samples_table_of_the_wrong_length(run, tmp_path, data):
 def test_existing_runs_are_not_replaced_silently(run, data):
     project = ls.Project(model=TinyCNN(seed=3), data=data, loss=ls.losses.cross_entropy)
     with pytest.raises(ls.RunStoreError, match="complete run already exists.*overwrite=True"):
-        ls.analyze(project, run.path, progress=False)
-    replaced = ls.analyze(project, run.path, overwrite=True, progress=False)
+        ls.analyze(project, run.path, progress=False, insights=False)
+    replaced = ls.analyze(project, run.path, overwrite=True, progress=False, insights=False)
     assert (
         replaced.manifest["provenance"]["model_fingerprint"]
         != run.manifest["provenance"]["model_fingerprint"]
@@ -110,7 +111,7 @@ def test_a_directory_that_is_not_a_run_is_never_deleted(tmp_path, data):
     (folder / "notes.txt").write_text("precious")
     project = ls.Project(model=TinyCNN(), data=data, loss=ls.losses.cross_entropy)
     with pytest.raises(ls.RunStoreError, match="not a latentsight run"):
-        ls.analyze(project, folder, overwrite=True, progress=False)
+        ls.analyze(project, folder, overwrite=True, progress=False, insights=False)
     assert (folder / "notes.txt").read_text() == "precious"
 
 
@@ -154,7 +155,7 @@ def test_failing_and_nan_samples_are_quarantined_and_the_run_goes_on(tmp_path, d
         loss=ls.losses.cross_entropy,
         layers=["net.features"],
     )
-    run = ls.analyze(project, tmp_path / "run", batch_size=8, progress=False)
+    run = ls.analyze(project, tmp_path / "run", batch_size=8, progress=False, insights=False)
     assert list(run.quarantine["id"]) == ["train/5", "train/30"]
     assert "negative pixel" in run.quarantine["error"][0]
     assert "non-finite" in run.quarantine["error"][1]
@@ -176,4 +177,6 @@ def test_fail_fast_stops_at_the_first_failing_sample(tmp_path, data):
         layers=["net.features"],
     )
     with pytest.raises(ls.CaptureError, match="train/5.*negative pixel.*--resume"):
-        ls.analyze(project, tmp_path / "run", batch_size=8, fail_fast=True, progress=False)
+        ls.analyze(
+            project, tmp_path / "run", batch_size=8, fail_fast=True, progress=False, insights=False
+        )

@@ -12,11 +12,15 @@ from latentsight.errors import (
     ProjectError,
     RunStoreError,
 )
+from latentsight.insights.base import AnalysisSettings, Evidence, Insight
 from latentsight.project import Metric, Project
 from latentsight.store.run import Run
 
 __all__ = [
+    "AnalysisSettings",
     "CaptureError",
+    "Evidence",
+    "Insight",
     "LatentsightError",
     "Metric",
     "NotRecordedError",

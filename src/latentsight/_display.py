@@ -129,3 +129,37 @@ def run_view(run: Run) -> Group:
             lines.append(f"... and {more} more (run.quarantine lists them all)")
         parts.append(Panel("\n".join(lines), title="quarantined samples", border_style="yellow"))
     return Group(*parts)
+
+
+def insights_view(run: Run, top: int) -> Group:
+    """The ranked insights as a table, with what was analysed."""
+    info = run.analysis_info
+    insights = run.insights
+    table = Table(
+        title=f"Insights on layer {info['layer']} ({info['view']} view): "
+        f"{len(insights)} significant of {info['candidates']} tested",
+        title_justify="left",
+        show_lines=True,
+    )
+    for column in ("#", "kind", "finding", "samples", "effect", "q", "what to do"):
+        table.add_column(column, overflow="fold")
+    for rank, insight in enumerate(insights[:top], start=1):
+        evidence = insight.evidence[0]
+        finding = f"[bold]{insight.title}[/]\n{insight.description}"
+        if insight.merged:
+            finding += "\n[dim]also: " + "; ".join(insight.merged) + "[/]"
+        table.add_row(
+            str(rank),
+            insight.kind.replace("_", " "),
+            finding,
+            str(insight.size),
+            f"{evidence.effect:.3g}\n[dim]{evidence.effect_name}[/]",
+            f"{insight.q_value:.2g}",
+            insight.action,
+        )
+    failed = {name: note["error"] for name, note in info["detectors"].items() if "error" in note}
+    parts: list[object] = [table]
+    if failed:
+        lines = [f"{name}: {error}" for name, error in failed.items()]
+        parts.append(Panel("\n".join(lines), title="detectors that failed", border_style="red"))
+    return Group(*parts)

@@ -10,6 +10,7 @@ from latentsight._progress import progress_bars
 from latentsight.capture.plan import CapturePlan, plan_capture
 from latentsight.capture.pooling import PoolingSettings
 from latentsight.capture.runner import Capture, CaptureSettings
+from latentsight.insights.base import AnalysisSettings
 from latentsight.project import Project
 from latentsight.store.run import Run
 
@@ -42,9 +43,11 @@ def analyze(
     fail_fast: bool = False,
     renders: bool = True,
     pooling: PoolingSettings | None = None,
+    insights: bool = True,
+    analysis: AnalysisSettings | None = None,
     progress: bool = True,
 ) -> Run:
-    """Run the model over every sample and write the run directory ``out``; return it opened.
+    """Run the model over every sample, write the run directory ``out``, analyse it; return it.
 
     Args:
         project: the model, data, loss, metadata and layers.
@@ -58,6 +61,8 @@ def analyze(
         fail_fast: stop at the first failing sample instead of quarantining it.
         renders: store a thumbnail (or text) of each sample for reports and the dashboard.
         pooling: how activations become vectors (grid size, projection sizes, seed).
+        insights: run the analysis stage (map, clusters, insights) after the capture.
+        analysis: settings of the analysis stage (thresholds, methods, seed).
         progress: show progress bars.
     """
     settings = CaptureSettings(
@@ -66,7 +71,10 @@ def analyze(
     plan = plan_capture(project, device=device, pooling=pooling, renders=renders)
     with progress_bars(progress) as reporter:
         Capture(plan, settings, reporter).run(Path(out), resume=resume, overwrite=overwrite)
-    return Run(out)
+    run = Run(out)
+    if insights:
+        run.analyze(settings=analysis, progress=progress)
+    return run
 
 
 def open_run(path: str | Path) -> Run:

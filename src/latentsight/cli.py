@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from latentsight import api
-from latentsight._display import check_view, run_view
+from latentsight._display import check_view, insights_view, run_view
 from latentsight._loading import load_project
 from latentsight.errors import LatentsightError
 
@@ -83,6 +83,9 @@ def analyze(
     renders: Annotated[
         bool, typer.Option(help="Store a thumbnail or text of each sample for reports.")
     ] = True,
+    insights: Annotated[
+        bool, typer.Option(help="Run the analysis stage (map, clusters, insights) after capture.")
+    ] = True,
 ) -> None:
     """Run the model over every sample and write a run directory (latents, outputs, loss, metadata)."""
     try:
@@ -97,10 +100,13 @@ def analyze(
             num_workers=num_workers,
             fail_fast=fail_fast,
             renders=renders,
+            insights=insights,
         )
     except LatentsightError as error:
         _fail(error)
     console.print(run_view(run))
+    if insights:
+        console.print(insights_view(run, top=10))
     console.print(f"[bold green]Run written to[/] {run.path}")
 
 
@@ -112,6 +118,30 @@ def info(run: Annotated[Path, typer.Argument(help="A run directory.", show_defau
     except LatentsightError as error:
         _fail(error)
     console.print(run_view(opened))
+
+
+@app.command()
+def insights(
+    run: Annotated[Path, typer.Argument(help="A run directory.", show_default=False)],
+    layer: Annotated[
+        Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
+        typer.Option(help="Layer to analyse (default: the last recorded)."),
+    ] = None,
+    view: Annotated[str, typer.Option(help="Latent view: mean or grid.")] = "mean",
+    recompute: Annotated[
+        bool, typer.Option(help="Analyse again even if the run already has an analysis.")
+    ] = False,
+    top: Annotated[int, typer.Option(help="How many insights to print.")] = 20,
+) -> None:
+    """Analyse a stored run (no model needed) and print its ranked insights."""
+    try:
+        opened = api.open_run(run)
+        stale = recompute or layer is not None or view != "mean"
+        if stale or not (opened.path / "analysis" / "analysis.json").is_file():
+            opened.analyze(layer=layer, view=view)
+        console.print(insights_view(opened, top))
+    except LatentsightError as error:
+        _fail(error)
 
 
 @app.command()

@@ -17,6 +17,7 @@ from latentsight.capture.outputs import (
     loss_components,
     metric_columns,
     prediction_columns,
+    rows_finite,
     target_column,
 )
 from latentsight.capture.recorder import LayerRecorder
@@ -90,15 +91,12 @@ def forward_items(spec: ForwardSpec, items: Sequence[ParsedItem]) -> ForwardResu
         if labeled:
             computed.update(loss_components(spec.loss, outputs, targets, size))
             computed.update(metric_columns(spec.metrics, outputs, targets, size))
-        ok = finite_rows(outputs, size)
-        for name, value in computed.items():
-            if name.startswith(("loss", "metric_")):
-                ok &= torch.isfinite(value).cpu()
-        latents = {}
-        for layer, views in pooled.items():
-            for view, vectors in views.items():
-                ok &= torch.isfinite(vectors).all(dim=1).cpu()
-                latents[(layer, view)] = vectors.cpu().numpy()
+        vectors = {
+            (layer, view): value for layer, views in pooled.items() for view, value in views.items()
+        }
+        scores = [value for name, value in computed.items() if name.startswith(("loss", "metric_"))]
+        ok = finite_rows(outputs, size) & rows_finite(scores + list(vectors.values()), size)
+        latents = {key: value.cpu().numpy() for key, value in vectors.items()}
     columns.update({name: _numpy(value) for name, value in computed.items()})
     single_label = labeled and np.ndim(columns["target"]) == 1
     if single_label and spec.task in ("classification", "binary") and "prediction" in columns:

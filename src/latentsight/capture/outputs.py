@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -95,18 +95,37 @@ def prediction_columns(task: str, outputs: Any, batch_size: int) -> dict[str, An
 
 def finite_rows(outputs: Any, batch_size: int) -> torch.Tensor:
     """Which samples have only finite values in their tensor outputs."""
-    ok = torch.ones(batch_size, dtype=torch.bool)
     tensors = outputs.values() if isinstance(outputs, Mapping) else [outputs]
+    per_sample_floats = [
+        tensor
+        for tensor in tensors
+        if isinstance(tensor, torch.Tensor)
+        and tensor.is_floating_point()
+        and tensor.dim() > 0
+        and tensor.shape[0] == batch_size
+    ]
+    return rows_finite(per_sample_floats, batch_size)
+
+
+def rows_finite(tensors: Sequence[torch.Tensor], batch_size: int) -> torch.Tensor:
+    """Which of the ``batch_size`` rows are finite in every (batch-first) tensor: a CPU mask.
+
+    One sum over everything comes first: a finite total means that every value is finite, so
+    the row-by-row check only runs for a batch that holds a NaN or inf (or whose total overflows).
+    """
+    ok = torch.ones(batch_size, dtype=torch.bool)
+    if not tensors or _all_finite(tensors):
+        return ok
     for tensor in tensors:
-        per_sample_float = (
-            isinstance(tensor, torch.Tensor)
-            and tensor.is_floating_point()
-            and tensor.dim() > 0
-            and tensor.shape[0] == batch_size
-        )
-        if per_sample_float:
-            ok &= torch.isfinite(tensor.detach()).reshape(batch_size, -1).all(dim=1).cpu()
+        ok &= torch.isfinite(tensor.detach()).reshape(batch_size, -1).all(dim=1).cpu()
     return ok
+
+
+def _all_finite(tensors: Sequence[torch.Tensor]) -> bool:
+    """Whether the float32 sum of all the tensors is finite (one device sync)."""
+    device = tensors[0].device
+    sums = [torch.sum(tensor.detach(), dtype=torch.float32).to(device) for tensor in tensors]
+    return bool(torch.isfinite(torch.stack(sums).sum()))
 
 
 def target_column(targets: Any, batch_size: int) -> list[Any] | np.ndarray:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import reduce
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 Kind = Literal["conv", "sequence", "channels_first_sequence", "volume", "vector"]
@@ -59,6 +59,50 @@ def _projection(in_dim: int, out_dim: int, layer: str, view: str, seed: int) -> 
     return torch.randn(in_dim, out_dim, generator=generator) / out_dim**0.5
 
 
+def _window_matrix(length: int, cells: int) -> torch.Tensor:
+    """``length x cells``: column i averages the positions that adaptive pooling puts in cell i."""
+    matrix = torch.zeros(length, cells)
+    for cell in range(cells):
+        start, stop = cell * length // cells, -(-(cell + 1) * length // cells)
+        matrix[start:stop, cell] = 1.0 / (stop - start)
+    return matrix
+
+
+def grid_matrix(spatial: tuple[int, ...], cells: int) -> torch.Tensor:
+    """``prod(spatial) x cells**len(spatial)``: flattened positions to flattened grid cells.
+
+    Adaptive average pooling is separable, so the matrix is the Kronecker product of one window
+    matrix per axis; one matrix product then pools a whole batch, much faster than
+    ``adaptive_avg_pool`` on CPU and the same up to float rounding.
+    """
+    return reduce(torch.kron, [_window_matrix(length, cells) for length in spatial])
+
+
+GridOperators = tuple[torch.Tensor | None, torch.Tensor | None]
+
+
+def grid_operators(
+    spatial: tuple[int, ...], channels: int, cells: int, projection: torch.Tensor | None
+) -> GridOperators:
+    """``(pool, project)`` matrices taking a map's positions to its grid view.
+
+    ``pool`` averages each channel's positions into cells, then ``project`` (if any) reduces the
+    ``channels * cells`` values. When the map has few positions (late layers, ``classifier``
+    inputs) pooling and projecting are folded into one ``channels * positions x D`` matrix,
+    returned as ``(None, project)``, which costs fewer operations than the two steps.
+    """
+    pool = grid_matrix(spatial, cells)
+    if projection is None:
+        return pool, None
+    positions, cells_total = pool.shape
+    dim = projection.shape[1]
+    if positions * dim > positions * cells_total + cells_total * dim:
+        return pool, projection
+    per_channel = projection.reshape(channels, cells_total, dim)
+    fused = torch.einsum("pk,ckd->cpd", pool, per_channel)
+    return None, fused.reshape(channels * positions, dim)
+
+
 class LayerPooler:
     """Turns one layer's batch of activations into its views, each ``B x D`` float32."""
 
@@ -70,6 +114,7 @@ class LayerPooler:
         self.sample_shape = sample_shape
         self.settings = settings
         self._projections: dict[str, torch.Tensor] = {}
+        self._grids: dict[tuple[tuple[int, ...], torch.device], GridOperators] = {}
         self.dims: dict[str, int] = {}
         raw = self._raw_dims()
         for view, dim in raw.items():
@@ -97,27 +142,40 @@ class LayerPooler:
         """The views this layer keeps, the mean view first."""
         return list(self.dims)
 
+    def _grid(self, x: torch.Tensor) -> torch.Tensor:
+        """The grid view of ``B x C x *spatial``: per-channel cell averages, projected if set."""
+        key = (tuple(x.shape[1:]), x.device)
+        if key not in self._grids:
+            pool, project = grid_operators(
+                key[0][1:], x.shape[1], self.settings.grid, self._projections.get("grid")
+            )
+            self._grids[key] = (
+                None if pool is None else pool.to(x.device),
+                None if project is None else project.to(x.device),
+            )
+        pool, project = self._grids[key]
+        batch = x.shape[0]
+        if pool is None:
+            return x.reshape(batch, -1) @ project
+        grid = (x.reshape(*x.shape[:2], -1) @ pool).reshape(batch, -1)
+        return grid if project is None else grid @ project
+
     def __call__(self, activation: torch.Tensor) -> dict[str, torch.Tensor]:
         """Pool a ``B x ...`` activation to ``{view: B x D}`` on the activation's device."""
         x = activation.detach().float()
-        batch, grid = x.shape[0], self.settings.grid
+        batch = x.shape[0]
         if self.kind == "vector":
             pooled = {"mean": x.reshape(batch, -1)}
         elif self.kind == "conv":
-            pooled = {
-                "mean": x.mean(dim=(2, 3)),
-                "grid": F.adaptive_avg_pool2d(x, grid).reshape(batch, -1),
-            }
+            pooled = {"mean": x.mean(dim=(2, 3)), "grid": self._grid(x)}
         elif self.kind in ("sequence", "channels_first_sequence"):
             channels_first = x if self.kind == "channels_first_sequence" else x.transpose(1, 2)
-            pooled = {
-                "mean": channels_first.mean(dim=2),
-                "grid": F.adaptive_avg_pool1d(channels_first, grid).reshape(batch, -1),
-            }
+            pooled = {"mean": channels_first.mean(dim=2), "grid": self._grid(channels_first)}
         else:
             pooled = {"mean": x.reshape(batch, x.shape[1], -1).mean(dim=2)}
-        for view, matrix in self._projections.items():
+        if "mean" in self._projections:
+            matrix = self._projections["mean"]
             if matrix.device != x.device:
-                matrix = self._projections[view] = matrix.to(x.device)
-            pooled[view] = pooled[view] @ matrix
+                matrix = self._projections["mean"] = matrix.to(x.device)
+            pooled["mean"] = pooled["mean"] @ matrix
         return pooled

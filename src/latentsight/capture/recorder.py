@@ -20,6 +20,8 @@ class LayerRecorder:
     def __init__(self, model: nn.Module, poolers: dict[LayerRef, LayerPooler]) -> None:
         self.model = model
         self.poolers = poolers
+        modules = dict(model.named_modules())
+        self.modules = {ref: modules[ref.module_name] for ref in poolers}
         self.pooled: dict[str, dict[str, torch.Tensor]] = {}
 
     def _record(self, ref: LayerRef, value: Any) -> None:
@@ -34,11 +36,9 @@ class LayerRecorder:
     @contextmanager
     def attach(self) -> Iterator[LayerRecorder]:
         """Register the hooks for the duration of the block and always remove them after."""
-        modules = dict(self.model.named_modules())
         handles = []
         try:
-            for ref in self.poolers:
-                module = modules[ref.module_name]
+            for ref, module in self.modules.items():
                 if ref.point == "input":
                     handles.append(
                         module.register_forward_pre_hook(

@@ -72,6 +72,10 @@ class _ChunkItems(Dataset):
             return FailedItem(self.subset, index, f"{self.subset}/{index}", f"format: {error}")
 
 
+SAMPLE_KEYS = pa.schema([("id", pa.string()), ("subset", pa.string()), ("index", pa.int64())])
+Render = tuple[str, bytes | None, str | None]
+
+
 def _column_array(values: Any) -> pa.Array:
     if isinstance(values, np.ndarray) and values.ndim == 2:
         flat = pa.array(np.ascontiguousarray(values).reshape(-1))
@@ -83,20 +87,42 @@ def _table(columns: dict[str, Any]) -> pa.Table:
     return pa.table({name: _column_array(values) for name, values in columns.items()})
 
 
+def _joined(parts: Sequence[Any]) -> Any | None:
+    """One column's per-batch values end to end, or None when the batches differ in its form."""
+    if all(isinstance(part, np.ndarray) for part in parts):
+        forms = {(part.dtype, part.shape[1:]) for part in parts}
+        return np.concatenate(parts) if len(forms) == 1 else None
+    if all(isinstance(part, list) for part in parts):
+        return [value for part in parts for value in part]
+    return None
+
+
+def _samples_table(batches: Sequence[dict[str, Any]]) -> pa.Table:
+    """The batches' columns as one table, built in one go when they have the same columns."""
+    names = list(batches[0]) if batches else []
+    if batches and all(list(columns) == names for columns in batches):
+        joined = {name: _joined([columns[name] for columns in batches]) for name in names}
+        if all(values is not None for values in joined.values()):
+            return _table(joined)
+    return _concat([_table(columns) for columns in batches], SAMPLE_KEYS)
+
+
 def _concat(tables: Sequence[pa.Table], empty: pa.Schema) -> pa.Table:
     if not tables:
         return empty.empty_table()
     return pa.concat_tables(tables, promote_options="permissive")
 
 
-def _renders_table(
-    columns: dict[str, Any], renders: list[tuple[str, bytes | None, str | None]]
-) -> pa.Table:
+def _renders_table(batches: Sequence[tuple[dict[str, Any], list[Render]]]) -> pa.Table:
+    """The renders of the batches, keyed like their samples."""
+    if not batches:
+        return SAMPLE_KEYS.empty_table()
+    renders = [render for _, rendered in batches for render in rendered]
     return pa.table(
         {
-            "id": columns["id"],
-            "subset": columns["subset"],
-            "index": columns["index"],
+            "id": [sample_id for columns, _ in batches for sample_id in columns["id"]],
+            "subset": [subset for columns, _ in batches for subset in columns["subset"]],
+            "index": np.concatenate([columns["index"] for columns, _ in batches]),
             "kind": [kind for kind, _, _ in renders],
             "image": pa.array([image for _, image, _ in renders], type=pa.binary()),
             "text": pa.array([text for _, _, text in renders], type=pa.string()),
@@ -181,6 +207,22 @@ class Capture:
         """Capture every subset into ``out`` and return the final manifest."""
         started = time.perf_counter()
         writer = RunWriter.open(out, self.manifest(), resume=resume, overwrite=overwrite)
+        try:
+            self._subsets(writer)
+            writer.wait()
+            capture_seconds = time.perf_counter() - started
+            finalize_started = time.perf_counter()
+            timings = dict(writer.manifest.get("timings", {}))
+            timings["check_s"] = round(self.plan.check_seconds, 3)
+            timings["capture_s"] = round(timings.get("capture_s", 0.0) + capture_seconds, 3)
+            manifest = writer.finalize({"timings": timings, "resumed": resume})
+        finally:
+            writer.close()
+        manifest["timings"]["finalize_s"] = round(time.perf_counter() - finalize_started, 3)
+        return manifest
+
+    def _subsets(self, writer: RunWriter) -> None:
+        """Every chunk of every subset not already done, with progress."""
         for subset in self.plan.subsets:
             self.reporter.start(subset.name, subset.size)
         for subset in self.plan.subsets:
@@ -191,14 +233,6 @@ class Capture:
                 if not writer.chunk_done(subset.name, chunk):
                     self._chunk(writer, subset.name, subset.offset, dataset, chunk, start, stop)
                 self.reporter.advance(subset.name, stop - start)
-        capture_seconds = time.perf_counter() - started
-        finalize_started = time.perf_counter()
-        timings = dict(writer.manifest.get("timings", {}))
-        timings["check_s"] = round(self.plan.check_seconds, 3)
-        timings["capture_s"] = round(timings.get("capture_s", 0.0) + capture_seconds, 3)
-        manifest = writer.finalize({"timings": timings, "resumed": resume})
-        manifest["timings"]["finalize_s"] = round(time.perf_counter() - finalize_started, 3)
-        return manifest
 
     def _chunk(
         self,
@@ -216,7 +250,9 @@ class Capture:
             num_workers=self.settings.num_workers,
             collate_fn=list,
         )
-        samples, failed, renders = [], [], []
+        samples: list[dict[str, Any]] = []
+        renders: list[tuple[dict[str, Any], list[Render]]] = []
+        failed: list[pa.Table] = []
         for loaded in loader:
             items = [item for item in loaded if isinstance(item, ParsedItem)]
             failures = [(item, item.error) for item in loaded if isinstance(item, FailedItem)]
@@ -231,9 +267,9 @@ class Capture:
             for result in results:
                 rows = offset + result.columns["index"]
                 writer.write_latents(rows, result.latents)
-                samples.append(_table(result.columns))
+                samples.append(result.columns)
                 if result.renders is not None:
-                    renders.append(_renders_table(result.columns, result.renders))
+                    renders.append((result.columns, result.renders))
             if failures:
                 self.quarantined += len(failures)
                 failed.append(
@@ -247,13 +283,12 @@ class Capture:
                         schema=QUARANTINE_SCHEMA,
                     )
                 )
-        empty = pa.schema([("id", pa.string()), ("subset", pa.string()), ("index", pa.int64())])
         writer.write_chunk(
             subset,
             chunk,
-            _concat(samples, empty),
+            _samples_table(samples),
             _concat(failed, QUARANTINE_SCHEMA),
-            _concat(renders, empty) if self.plan.spec.render is not None else None,
+            _renders_table(renders) if self.plan.spec.render is not None else None,
         )
 
     def _forward(

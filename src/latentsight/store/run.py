@@ -15,6 +15,8 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from latentsight.errors import NotRecordedError, RunStoreError
+from latentsight.insights.base import AnalysisSettings, Insight
+from latentsight.store import analysis
 from latentsight.store.manifest import (
     QUARANTINE,
     RENDERS,
@@ -142,6 +144,60 @@ class Run:
             raise NotRecordedError(f"No sample with id {sample_id!r} in this run.")
         kind, image, text = found
         return Image.open(io.BytesIO(image)) if kind == "image" else text
+
+    def analyze(
+        self,
+        *,
+        layer: str | None = None,
+        view: str = "mean",
+        settings: AnalysisSettings | None = None,
+        detectors: list[str] | None = None,
+        progress: bool = True,
+    ) -> list[Insight]:
+        """(Re-)run the analysis stage on the stored latents: map, clusters, ranked insights.
+
+        Args:
+            layer: the recorded layer to analyse (default: the last one, nearest the output).
+            view: ``"mean"`` or ``"grid"``.
+            settings: thresholds, seeds and methods (see :class:`AnalysisSettings`).
+            detectors: names of the detectors to run (default: all).
+            progress: show a progress bar.
+        """
+        from latentsight.insights.engine import run_analysis
+
+        if layer is not None:
+            layer_entry(self.manifest, layer)
+        found = run_analysis(
+            self, layer=layer, view=view, settings=settings, detectors=detectors, progress=progress
+        )
+        for cached in ("map", "clusters", "insights", "scores"):
+            self.__dict__.pop(cached, None)
+        return found
+
+    @cached_property
+    def map(self) -> pd.DataFrame:
+        """Per sample: id, 2-D map coordinates ``x``, ``y``, ``cluster`` and ``noise``."""
+        return analysis.read_frame(self.path, analysis.MAP)
+
+    @cached_property
+    def clusters(self) -> pd.DataFrame:
+        """Per cluster: size, subset mix, mean loss and components, accuracy, enriched metadata."""
+        return analysis.read_frame(self.path, analysis.CLUSTERS)
+
+    @cached_property
+    def insights(self) -> list[Insight]:
+        """The ranked insights, most impactful first."""
+        return analysis.read_insights(self.path)
+
+    @cached_property
+    def scores(self) -> pd.DataFrame:
+        """Per-sample scores of the detectors (e.g. label-issue score), by id."""
+        return analysis.read_frame(self.path, analysis.SCORES)
+
+    @property
+    def analysis_info(self) -> dict[str, Any]:
+        """How the analysis was made: layer, view, settings, timings, per-detector notes."""
+        return analysis.read_info(self.path)
 
     def summary(self) -> dict[str, Any]:
         """Headline figures per subset: samples, mean loss and accuracy where they exist."""

@@ -4,9 +4,13 @@ so a capture killed at any point resumes at the first incomplete chunk."""
 
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import duckdb
 import numpy as np
@@ -37,13 +41,100 @@ def latent_file(layer: str, view: str) -> str:
     return f"{LATENTS}/{layer_file_stem(layer)}.{view}.npy"
 
 
+class LatentArray:
+    """One preallocated float32 ``.npy`` array of the run, written in place through its file.
+
+    The array is never memory-mapped while capturing: the pages of a mapping that get written
+    count toward the process's resident memory, which would then grow with the number of samples.
+    """
+
+    def __init__(self, file: Path, handle: BinaryIO, offset: int, shape: tuple[int, int]) -> None:
+        self.file = file
+        self.handle = handle
+        self.offset = offset
+        self.shape = shape
+        self.row_bytes = shape[1] * np.dtype(np.float32).itemsize
+
+    @classmethod
+    def create(cls, file: Path, shape: tuple[int, int]) -> LatentArray:
+        """A new zero-filled array (sparse on disk until written)."""
+        handle = open(file, "w+b", buffering=0)  # noqa: SIM115 - kept open until close()
+        header = {"descr": "<f4", "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(handle, header)
+        offset = handle.tell()
+        handle.truncate(offset + shape[0] * shape[1] * np.dtype(np.float32).itemsize)
+        return cls(file, handle, offset, shape)
+
+    @classmethod
+    def reopen(cls, file: Path, shape: tuple[int, int]) -> LatentArray | None:
+        """The existing array at ``file`` if it is a whole float32 array of ``shape``, else None."""
+        if not file.is_file():
+            return None
+        handle = open(file, "r+b", buffering=0)  # noqa: SIM115 - kept open until close()
+        try:
+            version = np.lib.format.read_magic(handle)
+            read_header = {
+                (1, 0): np.lib.format.read_array_header_1_0,
+                (2, 0): np.lib.format.read_array_header_2_0,
+            }[version]
+            found, fortran_order, dtype = read_header(handle)
+        except (KeyError, ValueError, OSError):
+            handle.close()
+            return None
+        offset = handle.tell()
+        size = offset + shape[0] * shape[1] * np.dtype(np.float32).itemsize
+        if found != shape or fortran_order or dtype != np.float32 or file.stat().st_size < size:
+            handle.close()
+            return None
+        return cls(file, handle, offset, shape)
+
+    def write(self, rows: np.ndarray, values: np.ndarray) -> None:
+        """Put ``values[i]`` at row ``rows[i]``, one file write per run of consecutive rows."""
+        for begin, end in _consecutive_runs(rows):
+            self.write_block(int(rows[begin]), values[begin:end])
+
+    def write_block(self, first_row: int, values: np.ndarray) -> None:
+        """Put the contiguous ``values`` at rows ``first_row`` onwards."""
+        self.handle.seek(self.offset + first_row * self.row_bytes)
+        view = memoryview(np.ascontiguousarray(values, dtype=np.float32)).cast("B")
+        while view:
+            view = view[self.handle.write(view) :]
+
+    def read_block(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start`` to ``stop`` as a new array."""
+        self.handle.seek(self.offset + start * self.row_bytes)
+        data = self.handle.read((stop - start) * self.row_bytes)
+        return np.frombuffer(data, dtype=np.float32).reshape(stop - start, self.shape[1])
+
+    def flush(self) -> None:
+        """Make what was written durable."""
+        os.fsync(self.handle.fileno())
+
+    def close(self) -> None:
+        """Release the file."""
+        self.handle.close()
+
+
+def _consecutive_runs(rows: np.ndarray) -> Iterator[tuple[int, int]]:
+    """``(begin, end)`` positions of the runs of consecutive row numbers in ``rows``."""
+    breaks = (np.flatnonzero(np.diff(rows) != 1) + 1).tolist()
+    return itertools.pairwise([0, *breaks, len(rows)])
+
+
 class RunWriter:
-    """Owns a run directory while it is being captured: shards, latent arrays, the manifest."""
+    """Owns a run directory while it is being captured: shards, latent arrays, the manifest.
+
+    Latents and chunks are written by one background thread, in the order they were handed over,
+    so that disk writes and flushes overlap the model's work instead of pausing it.
+    """
 
     def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
         self.path = path
         self.manifest = manifest
-        self.arrays: dict[tuple[str, str], np.memmap] = {}
+        self.arrays: dict[tuple[str, str], LatentArray] = {}
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="latentsight-store")
+        self._writes: list[Future[None]] = []
+        self._commit: Future[None] | None = None
 
     @classmethod
     def open(
@@ -87,19 +178,10 @@ class RunWriter:
             for view, spec in entry["views"].items():
                 file = self.path / spec["file"]
                 shape = (total, spec["dim"])
-                array = None
-                if file.is_file():
-                    try:
-                        array = np.load(file, mmap_mode="r+")
-                    except (ValueError, OSError):
-                        array = None
-                    if array is not None and (array.shape != shape or array.dtype != np.float32):
-                        array = None
+                array = LatentArray.reopen(file, shape)
                 if array is None:
                     stale = True
-                    array = np.lib.format.open_memmap(
-                        file, mode="w+", dtype=np.float32, shape=shape
-                    )
+                    array = LatentArray.create(file, shape)
                 self.arrays[(entry["name"], view)] = array
         if stale:
             for shard in (self.path / CAPTURE_SHARDS).rglob("*.parquet"):
@@ -115,9 +197,12 @@ class RunWriter:
         return self._shard(subset, chunk, "samples").is_file()
 
     def write_latents(self, rows: np.ndarray, latents: dict[tuple[str, str], np.ndarray]) -> None:
-        """Put pooled vectors at their rows of the preallocated arrays."""
+        """Queue pooled vectors for their rows of the preallocated arrays."""
+        self._writes.append(self._background.submit(self._write_latents, rows, latents))
+
+    def _write_latents(self, rows: np.ndarray, latents: dict[tuple[str, str], np.ndarray]) -> None:
         for key, values in latents.items():
-            self.arrays[key][rows] = values
+            self.arrays[key].write(rows, values)
 
     def write_chunk(
         self,
@@ -127,7 +212,25 @@ class RunWriter:
         failed: pa.Table,
         renders: pa.Table | None,
     ) -> None:
-        """Make a chunk durable: latents flushed, then side shards, then the samples shard."""
+        """Queue making a chunk durable, once the previous chunk is (so one at most is pending)."""
+        self.wait()
+        writes, self._writes = self._writes, []
+        self._commit = self._background.submit(
+            self._commit_chunk, writes, subset, chunk, samples, failed, renders
+        )
+
+    def _commit_chunk(
+        self,
+        writes: list[Future[None]],
+        subset: str,
+        chunk: int,
+        samples: pa.Table,
+        failed: pa.Table,
+        renders: pa.Table | None,
+    ) -> None:
+        """Latents written and flushed, then side shards, then the samples shard marking it done."""
+        for write in writes:
+            write.result()
         for array in self.arrays.values():
             array.flush()
         write_parquet(self._shard(subset, chunk, "failed"), failed)
@@ -135,8 +238,18 @@ class RunWriter:
             write_parquet(self._shard(subset, chunk, "renders"), renders)
         write_parquet(self._shard(subset, chunk, "samples"), samples)
 
+    def wait(self) -> None:
+        """Block until the last queued chunk is durable, raising the error of a failed write."""
+        if self._commit is not None:
+            self._commit.result()
+
+    def close(self) -> None:
+        """Let queued writes finish and stop the background thread (after success or failure)."""
+        self._background.shutdown(wait=True)
+
     def finalize(self, updates: dict[str, Any]) -> dict[str, Any]:
         """Join the shards into the run's table and arrays, drop quarantined rows, mark complete."""
+        self.wait()
         shards = self.path / CAPTURE_SHARDS
         order = {subset["name"]: i for i, subset in enumerate(self.manifest["subsets"])}
         offsets = {subset["name"]: subset["offset"] for subset in self.manifest["subsets"]}
@@ -154,16 +267,15 @@ class RunWriter:
             dtype=np.int64,
         )
         _write_samples(shards, self.path / SAMPLES, order)
-        render_files = sorted(shards.rglob("*.renders.parquet"))
+        render_files = _ordered_shards(shards, "renders", order)
         if render_files:
-            _copy_ordered(render_files, self.path / RENDERS, order)
+            _copy_ordered(render_files, self.path / RENDERS)
         n_rows = self.manifest["n_rows_planned"] - len(failed_rows)
-        for entry in self.manifest["layers"]:
-            for view, spec in entry["views"].items():
-                array = self.arrays.pop((entry["name"], view))
-                if len(failed_rows):
-                    _drop_rows(self.path / spec["file"], array, failed_rows)
-                del array
+        for array in self.arrays.values():
+            if len(failed_rows):
+                _drop_rows(array, failed_rows)
+            array.close()
+        self.arrays.clear()
         self.manifest.update(updates)
         self.manifest["n_samples"] = n_rows
         self.manifest["n_quarantined"] = len(failed_rows)
@@ -218,32 +330,48 @@ def _write_samples(shards: Path, destination: Path, order: dict[str, int]) -> No
     temporary.replace(destination)
 
 
-def _copy_ordered(files: list[Path], destination: Path, order: dict[str, int]) -> None:
+def _ordered_shards(shards: Path, kind: str, order: dict[str, int]) -> list[Path]:
+    """The shards of one kind in run order: subsets as planned, then chunks (rows) in order."""
+    return [
+        file
+        for subset in sorted(order, key=order.__getitem__)
+        for file in sorted((shards / subset).glob(f"*.{kind}.parquet"))
+    ]
+
+
+def _copy_ordered(files: list[Path], destination: Path) -> None:
+    """Join shards already in run order into one file without their ``subset`` and ``index``.
+
+    A thousand rows at a time are in memory, however many samples the run has.
+    """
+    schema = pa.unify_schemas([pq.read_schema(file) for file in files])
+    schema = pa.schema([field for field in schema if field.name not in ("subset", "index")])
     temporary = destination.with_name(f".{destination.name}.tmp")
-    with duckdb.connect() as connection:
-        connection.execute(
-            f"""COPY (
-                SELECT * EXCLUDE (subset, index) FROM read_parquet($files, union_by_name = true)
-                ORDER BY {_order_expression(order)}
-            ) TO '{temporary}' (FORMAT parquet)""",
-            {"files": [str(file) for file in files]},
-        )
+    with pq.ParquetWriter(temporary, schema) as out:
+        for file in files:
+            shard = pq.ParquetFile(file)
+            if not shard.metadata.num_rows:
+                continue
+            for batch in shard.iter_batches(
+                batch_size=1024, columns=schema.names, use_threads=False
+            ):
+                out.write_table(pa.Table.from_batches([batch]).select(schema.names).cast(schema))
     temporary.replace(destination)
 
 
-def _drop_rows(file: Path, array: np.memmap, rows: np.ndarray, block: int = 65536) -> None:
+def _drop_rows(array: LatentArray, rows: np.ndarray, block: int = 65536) -> None:
     """Rewrite an array without the given rows, block by block so memory stays bounded."""
-    keep = np.ones(len(array), dtype=bool)
+    n_rows, dim = array.shape
+    keep = np.ones(n_rows, dtype=bool)
     keep[rows] = False
-    temporary = file.with_name(f".{file.name}.tmp")
-    out = np.lib.format.open_memmap(
-        temporary, mode="w+", dtype=array.dtype, shape=(int(keep.sum()), array.shape[1])
-    )
+    temporary = array.file.with_name(f".{array.file.name}.tmp")
+    out = LatentArray.create(temporary, (int(keep.sum()), dim))
     written = 0
-    for start in range(0, len(array), block):
-        kept = array[start : start + block][keep[start : start + block]]
-        out[written : written + len(kept)] = kept
+    for start in range(0, n_rows, block):
+        stop = min(start + block, n_rows)
+        kept = array.read_block(start, stop)[keep[start:stop]]
+        out.write_block(written, kept)
         written += len(kept)
     out.flush()
-    del out
-    temporary.replace(file)
+    out.close()
+    temporary.replace(array.file)

@@ -1,0 +1,176 @@
+"""The analysis stage: map, clusters and neighbour graph from a stored layer, then every detector,
+ranked and merged, written into the run. Reads only the run store; the model is not needed."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import asdict
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from latentsight import __version__
+from latentsight._progress import progress_bars
+from latentsight.insights.base import DETECTORS, AnalysisContext, AnalysisSettings, Insight
+from latentsight.insights.describe import enriched_metadata
+from latentsight.insights.ranking import rank_insights
+from latentsight.latent.clustering import cluster_latents
+from latentsight.latent.neighbors import neighbor_graph
+from latentsight.latent.projection import embed_2d, reduce
+from latentsight.store.analysis import write_analysis
+
+if TYPE_CHECKING:
+    from latentsight.store.run import Run
+
+STEPS = ("reduce", "neighbours", "map", "clusters", "detectors")
+
+
+def default_layer(run: Run) -> str:
+    """The layer analysed when none is named: the last one recorded (closest to the output)."""
+    return run.layers[-1]
+
+
+def build_context(
+    run: Run, layer: str, view: str, settings: AnalysisSettings, timings: dict[str, float], advance
+) -> AnalysisContext:
+    """Compute the reduced latents, the neighbour graph, the map and the clusters of one layer."""
+    samples = run.samples
+    latents = np.asarray(run.latent(layer, view), dtype=np.float32)
+    started = time.perf_counter()
+    reduced = reduce(latents, settings.pca_components, seed=settings.seed)
+    timings["reduce_s"] = time.perf_counter() - started
+    advance()
+    started = time.perf_counter()
+    graph = neighbor_graph(reduced, settings.n_neighbors, seed=settings.seed)
+    timings["neighbours_s"] = time.perf_counter() - started
+    advance()
+    started = time.perf_counter()
+    coords = embed_2d(reduced, graph, method=settings.map_method, seed=settings.seed)
+    timings["map_s"] = time.perf_counter() - started
+    advance()
+    started = time.perf_counter()
+    clusters, noise = cluster_latents(
+        reduced,
+        graph,
+        coords if settings.map_method == "umap" else None,
+        method=settings.cluster_method,
+        n_clusters=settings.n_clusters,
+        seed=settings.seed,
+    )
+    timings["clusters_s"] = time.perf_counter() - started
+    advance()
+    manifest = run.manifest
+    return AnalysisContext(
+        samples=samples,
+        layer=layer,
+        latents=latents,
+        reduced=reduced,
+        coords=coords,
+        clusters=clusters,
+        noise=noise,
+        neighbors=graph,
+        loss_columns=(["loss", *manifest["loss_components"]] if "loss" in samples else []),
+        metrics=dict(manifest["metrics"]),
+        metadata_columns=list(manifest["metadata_columns"]),
+        task=manifest["task"],
+        settings=settings,
+    )
+
+
+def cluster_table(ctx: AnalysisContext) -> pd.DataFrame:
+    """Per cluster: size, subset mix, mean loss (and components), metrics, accuracy, metadata."""
+    frame = ctx.samples.assign(cluster=ctx.clusters, noise=ctx.noise)
+    rows = []
+    for cluster, members in frame.groupby("cluster", sort=True):
+        mask = ctx.clusters == cluster
+        row: dict[str, Any] = {
+            "cluster": int(cluster),
+            "size": int(mask.sum()),
+            "noise": int(members["noise"].sum()),
+        }
+        for subset, count in members["subset"].value_counts().items():
+            row[f"n_{subset}"] = int(count)
+        for column in ctx.loss_columns + [f"metric_{m}" for m in ctx.metrics]:
+            row[f"mean_{column}"] = float(members[column].mean())
+        if "correct" in members:
+            row["accuracy"] = float(members["correct"].astype(float).mean())
+        row["enriched"] = "; ".join(
+            e.text for e in enriched_metadata(ctx.samples, ctx.metadata_columns, mask)
+        )
+        rows.append(row)
+    table = pd.DataFrame(rows).fillna(
+        {c: 0 for c in pd.DataFrame(rows).columns if c.startswith("n_")}
+    )
+    return table
+
+
+def run_analysis(
+    run: Run,
+    *,
+    layer: str | None = None,
+    view: str = "mean",
+    settings: AnalysisSettings | None = None,
+    detectors: list[str] | None = None,
+    progress: bool = True,
+) -> list[Insight]:
+    """Analyse a stored run and write the map, clusters, insights and scores into it."""
+    settings = settings or AnalysisSettings()
+    layer = layer or default_layer(run)
+    names = detectors if detectors is not None else list(DETECTORS)
+    unknown = [name for name in names if name not in DETECTORS]
+    if unknown:
+        raise ValueError(f"Unknown detectors {unknown}; available: {sorted(DETECTORS)}.")
+    timings: dict[str, float] = {}
+    notes: dict[str, Any] = {}
+    candidates: list[Insight] = []
+    scores = run.samples[["id"]].copy()
+    with progress_bars(progress) as reporter:
+        reporter.start("analysis", len(STEPS) - 1 + len(names))
+        ctx = build_context(
+            run, layer, view, settings, timings, lambda: reporter.advance("analysis")
+        )
+        for name in names:
+            started = time.perf_counter()
+            try:
+                result = DETECTORS[name]().run(ctx)
+            except Exception as error:  # one failing detector must not cost the others' findings
+                notes[name] = {"error": repr(error), "traceback": traceback.format_exc(limit=5)}
+            else:
+                candidates.extend(result.insights)
+                notes[name] = result.info
+                if result.scores is not None:
+                    scores = scores.merge(result.scores, on="id", how="left")
+            timings[f"{name}_s"] = time.perf_counter() - started
+            reporter.advance("analysis")
+    insights = rank_insights(candidates, settings.alpha)
+    map_frame = pd.DataFrame(
+        {
+            "id": ctx.samples["id"],
+            "x": ctx.coords[:, 0],
+            "y": ctx.coords[:, 1],
+            "cluster": ctx.clusters,
+            "noise": ctx.noise,
+        }
+    )
+    info = {
+        "latentsight_version": __version__,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "layer": layer,
+        "view": view,
+        "settings": asdict(settings),
+        "detectors": notes,
+        "candidates": len(candidates),
+        "timings": {name: round(seconds, 3) for name, seconds in timings.items()},
+    }
+    write_analysis(
+        run.path,
+        info=info,
+        map_frame=map_frame,
+        clusters=cluster_table(ctx),
+        insights=insights,
+        scores=scores,
+    )
+    return insights

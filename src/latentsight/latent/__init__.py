@@ -1,0 +1,1 @@
+"""The latent map: projection, clustering and the shared nearest-neighbour graph."""
