@@ -47,3 +47,35 @@ def metadata(data: dict[str, list]) -> pd.DataFrame:
         for i, (x, _) in enumerate(items)
     ]
     return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="session")
+def shapes_run(tmp_path_factory):
+    """A captured (not yet analysed) run of the demo CNN on a medium shapes data set, all failure
+    modes planted; the hidden ground truth is in ``extras/ground_truth.parquet``. Built once."""
+    import os
+
+    import latentsight as ls
+    from latentsight.demo.model import load_or_train_demo_model
+    from latentsight.demo.run import GROUND_TRUTH, demo_project
+    from latentsight.demo.shapes import ShapesConfig, generate_shapes
+
+    root = tmp_path_factory.mktemp("shapes")
+    config = ShapesConfig(n_train=3000, n_val=1000, seed=0)
+    subsets = generate_shapes(config)
+    cache = os.environ.get("LATENTSIGHT_CACHE", str(root / "cache"))
+    model, _ = load_or_train_demo_model(config, subsets, cache_dir=cache)
+    run = ls.analyze(demo_project(subsets, model), root / "run", progress=False, insights=False)
+    truth = pd.concat([subset.truth for subset in subsets.values()], ignore_index=True)
+    (root / "run" / GROUND_TRUTH).parent.mkdir(parents=True, exist_ok=True)
+    truth.to_parquet(root / "run" / GROUND_TRUTH)
+    return run
+
+
+def analysis_context(run, layer=None, view="mean", settings=None):
+    """The AnalysisContext the detectors see, for a stored run (PCA map for speed)."""
+    from latentsight.insights.base import AnalysisSettings
+    from latentsight.insights.engine import build_context, default_layer
+
+    settings = settings or AnalysisSettings(map_method="pca")
+    return build_context(run, layer or default_layer(run), view, settings, {}, lambda: None)
