@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import TinyCNN, image_items
 from torch import nn
 
 import latentsight as ls
-from conftest import TinyCNN, image_items
 
 
 def analyze(project, path, **options):

@@ -104,6 +104,6 @@ def test_unanalysed_run_says_how_to_analyse(tmp_path, data):
     project = ls.Project(model=TinyCNN(), data=data, loss=ls.losses.cross_entropy)
     run = ls.analyze(project, tmp_path / "run", progress=False, insights=False)
     with pytest.raises(ls.NotRecordedError, match=r"run.analyze\(\)"):
-        run.insights
+        _ = run.insights
     with pytest.raises(ls.NotRecordedError, match="Layer 'nope' was not recorded"):
         run.analyze(layer="nope")

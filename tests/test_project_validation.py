@@ -7,10 +7,10 @@ import math
 import pandas as pd
 import pytest
 import torch
+from conftest import TinyCNN, image_items
 from torch import nn
 
 import latentsight as ls
-from conftest import TinyCNN, image_items
 
 
 def project(**overrides):
@@ -36,7 +36,7 @@ def test_layer_given_as_a_string_says_to_use_a_list():
 
 
 def test_loss_returning_a_batch_mean_says_reduction_none():
-    with pytest.raises(ls.ProjectError, match="single number for the batch.*reduction='none'"):
+    with pytest.raises(ls.ProjectError, match=r"single number for the batch.*reduction='none'"):
         ls.check(project(loss=nn.CrossEntropyLoss()))
 
 
@@ -71,7 +71,7 @@ def test_metadata_that_does_not_align_names_missing_ids():
 
 def test_metadata_with_duplicated_ids_is_refused():
     ids = [f"train/{i}" for i in range(16)] + [f"val/{i}" for i in range(8)]
-    frame = pd.DataFrame({"id": ids + ["train/0"], "brightness": range(25)})
+    frame = pd.DataFrame({"id": [*ids, "train/0"], "brightness": range(25)})
     with pytest.raises(ls.ProjectError, match="duplicated id"):
         ls.check(project(metadata=frame))
 
@@ -103,7 +103,7 @@ def test_unindexable_subset_is_refused():
 
 def test_item_of_the_wrong_form_is_explained():
     data = {"train": [(x, y, "extra") for x, y in image_items(4, 1)]}
-    with pytest.raises(ls.ProjectError, match="sequence of 3 elements.*\\(input, target\\)"):
+    with pytest.raises(ls.ProjectError, match=r"sequence of 3 elements.*\\(input, target\\)"):
         ls.check(project(data=data))
 
 
@@ -120,7 +120,7 @@ def test_model_factory_must_return_a_module():
 
 
 def test_metric_needs_a_direction():
-    with pytest.raises(ls.ProjectError, match="latentsight.Metric"):
+    with pytest.raises(ls.ProjectError, match=r"latentsight.Metric"):
         project(metrics={"accuracy": lambda outputs, targets: outputs.argmax(1) == targets})
     with pytest.raises(ls.ProjectError, match="'higher' or 'lower'"):
         ls.Metric(lambda o, t: o, better="up")

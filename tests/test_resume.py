@@ -89,9 +89,9 @@ def test_killed_capture_resumes_to_an_identical_run(tmp_path, project_file):
     done_before = len(list(shards.rglob("*.samples.parquet")))
     assert 5 <= done_before < 18, "the capture must be killed part way"
 
-    with pytest.raises(ls.RunStoreError, match="incomplete.*--resume"):
+    with pytest.raises(ls.RunStoreError, match=r"incomplete.*--resume"):
         ls.open_run(killed)
-    with pytest.raises(ls.RunStoreError, match="interrupted run.*resume=True"):
+    with pytest.raises(ls.RunStoreError, match=r"interrupted run.*resume=True"):
         ls.analyze(
             load_project(f"{project_file}:project"),
             killed,

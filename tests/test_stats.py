@@ -65,7 +65,7 @@ def test_benjamini_hochberg_matches_scipy_and_a_hand_computation():
 
 def test_enrichment_matches_fisher_exact_greater():
     cases = [(8, 10, 12, 100), (3, 20, 30, 100), (0, 5, 10, 50), (15, 15, 20, 200)]
-    k_in, n_in, k_total, n_total = (np.array(column) for column in zip(*cases, strict=True))
+    k_in, n_in, k_total, _n_total = (np.array(column) for column in zip(*cases, strict=True))
     for i, (a, n1, k, n) in enumerate(cases):
         p, ratio = enrichment_test(k_in[i : i + 1], n_in[i : i + 1], k_total[i : i + 1], n)
         table = [[a, n1 - a], [k - a, n - n1 - (k - a)]]

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import TinyCNN
 from torch import nn
 
 import latentsight as ls
-from conftest import TinyCNN
 
 
 @pytest.fixture
@@ -51,13 +51,13 @@ def test_missing_directory_and_non_run_directory(tmp_path):
         ls.open_run(tmp_path / "nothing")
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos" / "cat.jpg").write_bytes(b"\xff\xd8")
-    with pytest.raises(ls.RunStoreError, match="no manifest.json"):
+    with pytest.raises(ls.RunStoreError, match=r"no manifest.json"):
         ls.open_run(tmp_path / "photos")
 
 
 def test_corrupt_manifest(run):
     (run.path / "manifest.json").write_text("{ not json")
-    with pytest.raises(ls.RunStoreError, match="manifest of .* is corrupt"):
+    with pytest.raises(ls.RunStoreError, match=r"manifest of .* is corrupt"):
         ls.open_run(run.path)
 
 
@@ -72,13 +72,13 @@ def test_unsupported_schema_version(run):
 def test_truncated_latent_array(run):
     file = run.path / run.manifest["layers"][0]["views"]["mean"]["file"]
     file.write_bytes(file.read_bytes()[:-100])
-    with pytest.raises(ls.RunStoreError, match="latents of layer 'features' \\(mean\\).*corrupt"):
+    with pytest.raises(ls.RunStoreError, match=r"latents of layer 'features' \\(mean\\).*corrupt"):
         ls.open_run(run.path)
 
 
 def test_missing_samples_table(run):
     (run.path / "samples.parquet").unlink()
-    with pytest.raises(ls.RunStoreError, match="samples table .* missing or corrupt"):
+    with pytest.raises(ls.RunStoreError, match=r"samples table .* missing or corrupt"):
         ls.open_run(run.path)
 
 
@@ -96,7 +96,7 @@ def test_samples_table_of_the_wrong_length(run, tmp_path, data):
 
 def test_existing_runs_are_not_replaced_silently(run, data):
     project = ls.Project(model=TinyCNN(seed=3), data=data, loss=ls.losses.cross_entropy)
-    with pytest.raises(ls.RunStoreError, match="complete run already exists.*overwrite=True"):
+    with pytest.raises(ls.RunStoreError, match=r"complete run already exists.*overwrite=True"):
         ls.analyze(project, run.path, progress=False, insights=False)
     replaced = ls.analyze(project, run.path, overwrite=True, progress=False, insights=False)
     assert (
@@ -176,7 +176,7 @@ def test_fail_fast_stops_at_the_first_failing_sample(tmp_path, data):
         loss=ls.losses.cross_entropy,
         layers=["net.features"],
     )
-    with pytest.raises(ls.CaptureError, match="train/5.*negative pixel.*--resume"):
+    with pytest.raises(ls.CaptureError, match=r"train/5.*negative pixel.*--resume"):
         ls.analyze(
             project, tmp_path / "run", batch_size=8, fail_fast=True, progress=False, insights=False
         )
