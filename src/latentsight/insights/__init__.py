@@ -1,3 +1,7 @@
 """Insight detectors: each finds one kind of failure population, backed by statistics."""
 
-from latentsight.insights import aggressors  # noqa: F401 - importing registers the detector
+from latentsight.insights import (  # noqa: F401 - importing a detector module registers it
+    aggressors,
+    label_issues,
+    outliers,
+)
