@@ -87,3 +87,14 @@ def binomial_test(k: np.ndarray, n: np.ndarray, p0: float) -> np.ndarray:
             for ki, ni in zip(k, n, strict=True)
         ]
     )
+
+
+def binomial_test_greater(k: np.ndarray, n: np.ndarray, p0: np.ndarray | float) -> np.ndarray:
+    """One-sided exact binomial test of "more than chance": P(X >= k), X ~ Binomial(n, p0).
+
+    Vectorised (``p0`` may differ per entry); matches ``scipy.stats.binomtest(k, n, p0,
+    alternative="greater")``.
+    """
+    k, n = np.asarray(k, dtype=np.int64), np.asarray(n, dtype=np.int64)
+    p = stats.binom.sf(k - 1, n, np.clip(np.asarray(p0, dtype=np.float64), 0.0, 1.0))
+    return np.where(k <= 0, 1.0, np.clip(p, 0.0, 1.0))
