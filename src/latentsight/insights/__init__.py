@@ -2,6 +2,8 @@
 
 from latentsight.insights import (  # noqa: F401 - importing a detector module registers it
     aggressors,
+    duplicates,
     label_issues,
+    metadata_trends,
     outliers,
 )
