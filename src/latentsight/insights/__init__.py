@@ -6,4 +6,6 @@ from latentsight.insights import (  # noqa: F401 - importing a detector module r
     label_issues,
     metadata_trends,
     outliers,
+    overfitting,
+    representation,
 )

@@ -1,0 +1,372 @@
+"""Overfitting: regions where evaluation loss is far above training loss compared with the global
+gap, and memorised regions of training near-copies with near-zero loss.
+
+How candidates are found and tested:
+
+* Overfitting regions (kind "overfitting"): every latent cluster and metadata slice with enough
+  training and evaluation members. Two statistics, both computed on the same permutations:
+  the additive excess gap, (mean evaluation loss - mean training loss) inside minus the same
+  over all samples, and the multiplicative one, log(evaluation / training mean loss) inside
+  minus the same overall. The additive gap alone grows with how hard a region is: a model that
+  fits all its training samples has a gap close to its evaluation loss, so every hard region
+  (small, occluded objects) "overfits" on that scale, clean data included. The ratio does not
+  grow with difficulty; a region must pass both (intersection-union test: the larger p-value).
+  Null: region membership shuffled within the training samples and within the evaluation
+  samples separately (``N_PERMUTATIONS`` seeded permutations, vectorised as one matrix product
+  per chunk); one-sided permutation p-values. When the observed value beats every permutation,
+  the tail beyond the permutations' resolution is the normal tail of the same permutation
+  distribution, never above the permutation p-value. Effect: the region's evaluation / training
+  loss ratio over the overall one.
+* Memorised regions (kind "memorization"): labeled samples whose nearest neighbour is far closer
+  than typical (``NEAR_COPY`` times the typical first-neighbour distance) are near-copies; they
+  are joined through the shared kNN graph into groups. Grouping looks at latents only, never at
+  subsets or losses, so two honest tests follow: an exact binomial test that the group is
+  training-heavy (training count against the global training share), and a one-sided rank test
+  that its training samples' loss is below the evaluation samples' (the model fits them better
+  than it does unseen data; on a model that fits all its training data this is the only
+  reference that says "near zero"). The group is reported when both hold: its p-value is the
+  larger of the two. Effect: the typical first-neighbour distance over the group's median one
+  ("how many times closer"). Only training members are the population.
+* Benjamini-Hochberg runs across every candidate of both kinds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse, stats
+from scipy.sparse.csgraph import connected_components
+
+from latentsight.insights.base import (
+    AnalysisContext,
+    Detector,
+    DetectorResult,
+    Evidence,
+    Insight,
+    population_ids,
+    register,
+)
+from latentsight.insights.describe import enriched_metadata
+from latentsight.insights.populations import (
+    Population,
+    cluster_populations,
+    metadata_populations,
+)
+from latentsight.insights.stats import benjamini_hochberg, binomial_test, rank_test_greater
+
+N_PERMUTATIONS = 999
+PERMUTATION_CHUNK = 100  # permutations drawn and multiplied at once (bounds memory)
+MIN_PER_SIDE = 5  # a region needs this many training and this many evaluation samples
+MIN_EFFECT = 1.2  # overfitting: the eval / train loss ratio inside over the overall one
+NEAR_COPY = 0.5  # a near-copy: first-neighbour distance below this times the typical one
+MAX_EFFECT = 1e3
+OVERFITTING, MEMORIZATION = "overfitting", "memorization"
+ACTIONS = {
+    OVERFITTING: (
+        "The model fits these training samples but does not generalise to similar evaluation "
+        "samples: add more varied training data like these, augment or regularise, and check "
+        "whether training and evaluation samples here differ in how they were labelled."
+    ),
+    MEMORIZATION: (
+        "The model memorises these near-copies: de-duplicate or down-weight them; they inflate "
+        "training metrics and spend capacity that rarer samples need."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class GapTest:
+    """Per region: the excess gap on both scales and their one-sided permutation p-values."""
+
+    excess_gap: np.ndarray  # (eval - train) inside minus (eval - train) overall
+    ratio: np.ndarray  # (eval / train) inside over (eval / train) overall
+    p_gap: np.ndarray
+    p_ratio: np.ndarray
+
+    @property
+    def p(self) -> np.ndarray:
+        """Both must hold (intersection-union test): the larger of the two p-values."""
+        return np.maximum(self.p_gap, self.p_ratio)
+
+
+def _tail_p(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """One-sided permutation p-value per row; beyond the permutations' resolution (no
+    permutation reaches the observed value) the normal tail of the same null, never above
+    the permutation p-value."""
+    spread = np.abs(null).max(axis=1, initial=0.0) + np.abs(observed)
+    beaten = (null >= (observed - 1e-12 * spread)[:, None]).sum(axis=1)
+    p = (1.0 + beaten) / (null.shape[1] + 1.0)
+    sd = null.std(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(sd > 0, (observed - null.mean(axis=1)) / sd, 0.0)
+    return np.where(beaten == 0, np.minimum(p, stats.norm.sf(z)), p)
+
+
+def permutation_gap_test(
+    loss: np.ndarray,
+    train: np.ndarray,
+    evals: np.ndarray,
+    masks: np.ndarray,
+    n_permutations: int = N_PERMUTATIONS,
+    seed: int = 0,
+) -> GapTest:
+    """One-sided permutation tests that each region's generalisation gap exceeds the global one.
+
+    Two statistics from the same permutations: the additive excess gap (mean eval loss - mean
+    train loss inside, minus the same over all samples) and the multiplicative one (log of the
+    eval / train loss ratio inside minus the same overall), which does not grow with how hard a
+    region is. Region membership is shuffled within training and within evaluation samples
+    separately; every permutation is one matrix product for all regions at once.
+    """
+    masks = np.atleast_2d(np.asarray(masks, dtype=bool))
+    loss_t, loss_e = loss[train].astype(np.float64), loss[evals].astype(np.float64)
+    in_t = masks[:, train].astype(np.float64)
+    in_e = masks[:, evals].astype(np.float64)
+    n_t, n_e = in_t.sum(axis=1), in_e.sum(axis=1)
+    floor = 1e-9 * max(float(np.abs(loss_e).mean()), 1e-12)
+
+    def statistics(mean_e: np.ndarray, mean_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        gap = mean_e - mean_t - (loss_e.mean() - loss_t.mean())
+        log_ratio = np.log(np.maximum(mean_e, floor) / np.maximum(mean_t, floor)) - np.log(
+            max(loss_e.mean(), floor) / max(loss_t.mean(), floor)
+        )
+        return gap, log_ratio
+
+    observed = statistics(in_e @ loss_e / n_e, in_t @ loss_t / n_t)
+    rng = np.random.default_rng(seed)
+    null_gap, null_ratio = [], []
+    for start in range(0, n_permutations, PERMUTATION_CHUNK):
+        size = min(PERMUTATION_CHUNK, n_permutations - start)
+        perm_t = rng.permuted(np.broadcast_to(loss_t, (size, len(loss_t))), axis=1)
+        perm_e = rng.permuted(np.broadcast_to(loss_e, (size, len(loss_e))), axis=1)
+        gap, log_ratio = statistics(
+            (in_e @ perm_e.T) / n_e[:, None], (in_t @ perm_t.T) / n_t[:, None]
+        )
+        null_gap.append(gap)
+        null_ratio.append(log_ratio)
+    return GapTest(
+        excess_gap=observed[0],
+        ratio=np.exp(observed[1]),
+        p_gap=_tail_p(observed[0], np.concatenate(null_gap, axis=1)),
+        p_ratio=_tail_p(observed[1], np.concatenate(null_ratio, axis=1)),
+    )
+
+
+def typical_distance(first: np.ndarray, ratio: float = NEAR_COPY, rounds: int = 3) -> float:
+    """The median first-neighbour distance of samples that are not near-copies themselves."""
+    typical = float(np.median(first))
+    for _ in range(rounds):
+        rest = first[first >= ratio * typical]
+        if len(rest) == 0:
+            break
+        typical = float(np.median(rest))
+    return typical
+
+
+def near_copy_groups(ctx: AnalysisContext, labeled: np.ndarray) -> tuple[np.ndarray, float]:
+    """Group label per near-copy sample (-1 elsewhere), and the typical first-neighbour distance.
+
+    Near-copies are joined when one is among the other's ``k`` nearest neighbours; the grouping
+    looks at latents only.
+    """
+    first = ctx.neighbors.distances[:, 0].astype(np.float64)
+    typical = typical_distance(first[labeled]) if labeled.any() else 0.0
+    near = labeled & (first < NEAR_COPY * typical)
+    n, k = ctx.neighbors.indices.shape
+    rows = np.repeat(np.arange(n), k)
+    cols = ctx.neighbors.indices.ravel()
+    keep = near[rows] & near[cols]
+    graph = sparse.csr_matrix(
+        (np.ones(int(keep.sum()), dtype=np.int8), (rows[keep], cols[keep])), shape=(n, n)
+    )
+    _, labels = connected_components(graph, directed=False)
+    return np.where(near, labels, -1), typical
+
+
+@register
+class Overfitting(Detector):
+    """Regions whose evaluation loss exceeds their training loss far more than on average, and
+    memorised groups of near-copy training samples."""
+
+    name = "overfitting"
+    description = (
+        "Regions whose train-to-evaluation loss gap exceeds the global gap (permutation test), "
+        "and memorised near-copy training groups (binomial and rank tests), BH."
+    )
+
+    def run(self, ctx: AnalysisContext) -> DetectorResult:
+        """Test every region's gap and every near-copy group; report the significant ones."""
+        labeled = ctx.is_labeled
+        train, evals = ctx.is_train & labeled, ctx.is_eval
+        minimum = ctx.settings.min_population
+        if train.sum() < minimum or evals.sum() < minimum or "loss" not in ctx.samples:
+            return DetectorResult([], info={"tested": 0, "skipped": "too few labeled samples"})
+        loss = ctx.samples["loss"].to_numpy(dtype=np.float64)
+        regions = [
+            p
+            for p in cluster_populations(ctx) + metadata_populations(ctx)
+            if (p.mask & train).sum() >= MIN_PER_SIDE
+            and (p.mask & evals).sum() >= MIN_PER_SIDE
+            and (p.mask & labeled).sum() >= minimum
+        ]
+        gap_global = float(loss[evals].mean() - loss[train].mean())
+        gap_test = permutation_gap_test(
+            loss,
+            train,
+            evals,
+            np.stack([p.mask for p in regions]) if regions else np.zeros((0, ctx.n), bool),
+            seed=ctx.settings.seed,
+        )
+        p_regions = gap_test.p
+
+        groups, typical = near_copy_groups(ctx, labeled)
+        first = ctx.neighbors.distances[:, 0].astype(np.float64)
+        share_train = float(train.sum() / labeled.sum())
+        memorised: list[tuple[np.ndarray, float, dict]] = []
+        labels, sizes = np.unique(groups[groups >= 0], return_counts=True)
+        for label in labels[sizes >= minimum]:
+            group = groups == label
+            k_train, k_eval = int((group & train).sum()), int((group & evals).sum())
+            if k_train < minimum or k_train / (k_train + k_eval) <= share_train:
+                continue
+            p_dup = float(binomial_test([k_train], [k_train + k_eval], share_train)[0])
+            members = group & train
+            scope = members | evals
+            p_low = float(rank_test_greater(-loss[scope], members[scope][None]).p[0])
+            memorised.append(
+                (
+                    members,
+                    max(p_dup, p_low),
+                    {
+                        "p_training_heavy": p_dup,
+                        "p_low_loss": p_low,
+                        "n_train": k_train,
+                        "n_eval": k_eval,
+                        "typical_distance": typical,
+                        "median_distance": float(np.median(first[group])),
+                        "mean_loss_inside": float(loss[members].mean()),
+                        "mean_loss_eval": float(loss[evals].mean()),
+                        "median_loss_inside": float(np.median(loss[members])),
+                        "median_loss_eval": float(np.median(loss[evals])),
+                    },
+                )
+            )
+        p_all = np.concatenate([p_regions, [m[1] for m in memorised]])
+        if len(p_all) == 0:
+            return DetectorResult([], info={"tested": 0})
+        q_all = benjamini_hochberg(p_all)
+        insights = []
+        for j, region in enumerate(regions):
+            insight = self._region_insight(ctx, region, loss, train, evals, gap_test, j, q_all[j])
+            if insight is not None:
+                insights.append(insight)
+        for j, (members, p, details) in enumerate(memorised, start=len(regions)):
+            insights.append(
+                self._memorised_insight(ctx, j - len(regions), members, p, q_all[j], details)
+            )
+        info = {
+            "tested": len(p_all),
+            "regions": len(regions),
+            "near_copy_groups": len(memorised),
+            "global_gap": gap_global,
+            "typical_distance": typical,
+        }
+        return DetectorResult(insights, info=info)
+
+    def _region_insight(
+        self,
+        ctx: AnalysisContext,
+        region: Population,
+        loss: np.ndarray,
+        train: np.ndarray,
+        evals: np.ndarray,
+        test: GapTest,
+        j: int,
+        q: float,
+    ) -> Insight | None:
+        """The insight of one tested region, or None when its gap is not above the global one
+        on both scales."""
+        mean_t = float(loss[region.mask & train].mean())
+        mean_e = float(loss[region.mask & evals].mean())
+        gap_global = float(loss[evals].mean() - loss[train].mean())
+        effect = float(min(test.ratio[j], MAX_EFFECT))
+        if test.excess_gap[j] <= 0 or effect < MIN_EFFECT:
+            return None
+        full = region.mask & ctx.is_labeled
+        subsets = ctx.samples.loc[full, "subset"].value_counts().to_dict()
+        evidence = Evidence(
+            detector=self.name,
+            effect=effect,
+            effect_name="evaluation / training loss ratio inside / the same ratio overall",
+            p_value=float(test.p[j]),
+            q_value=float(q),
+            n=int(full.sum()),
+            counts={str(k): int(v) for k, v in subsets.items()},
+            details={
+                "source": region.source,
+                "mean_train_loss": mean_t,
+                "mean_eval_loss": mean_e,
+                "gap": mean_e - mean_t,
+                "global_gap": gap_global,
+                "excess_gap": float(test.excess_gap[j]),
+                "p_gap": float(test.p_gap[j]),
+                "p_ratio": float(test.p_ratio[j]),
+                "permutations": N_PERMUTATIONS,
+            },
+        )
+        words = [e.text for e in enriched_metadata(ctx.samples, ctx.metadata_columns, region.mask)]
+        return Insight(
+            kind=OVERFITTING,
+            title=(
+                f"{region.name}: evaluation loss {mean_e:.3g} vs training {mean_t:.3g}, "
+                f"a gap {effect:.2g}x the usual"
+            ),
+            population=population_ids(ctx, full),
+            evidence=[evidence],
+            description=(
+                f"{region.name} ({int(full.sum())} samples): mean evaluation loss {mean_e:.3g} "
+                f"against {mean_t:.3g} on its training samples, a gap of {mean_e - mean_t:.3g} "
+                f"where the data set as a whole has {gap_global:.3g}; its evaluation / training "
+                f"loss ratio is {effect:.2g}x the overall one."
+                + (f" It stands out by {'; '.join(words)}." if words else "")
+            ),
+            action=ACTIONS[OVERFITTING],
+        )
+
+    def _memorised_insight(
+        self, ctx: AnalysisContext, index: int, members: np.ndarray, p: float, q: float, details
+    ) -> Insight:
+        """The insight of one near-copy training group."""
+        effect = min(
+            details["typical_distance"] / max(details["median_distance"], 1e-12), MAX_EFFECT
+        )
+        words = [e.text for e in enriched_metadata(ctx.samples, ctx.metadata_columns, members)]
+        name = f"near-copy group {index + 1}"
+        evidence = Evidence(
+            detector=self.name,
+            effect=float(max(effect, 1.0)),
+            effect_name="typical nearest-neighbour distance / the group's",
+            p_value=float(p),
+            q_value=float(q),
+            n=int(members.sum()),
+            counts={"train": int(members.sum())},
+            details={"source": "near-copies", **details},
+        )
+        return Insight(
+            kind=MEMORIZATION,
+            title=(
+                f"{name}: {int(members.sum())} training near-copies with mean loss "
+                f"{details['mean_loss_inside']:.2g}"
+            ),
+            population=population_ids(ctx, members),
+            evidence=[evidence],
+            description=(
+                f"{name}: {int(members.sum())} training samples (and {details['n_eval']} "
+                f"evaluation samples) sit {effect:.2g}x closer to their nearest neighbour than "
+                f"is typical; their median loss {details['median_loss_inside']:.2g} is below the "
+                f"evaluation samples' {details['median_loss_eval']:.2g}."
+                + (f" It stands out by {'; '.join(words)}." if words else "")
+            ),
+            action=ACTIONS[MEMORIZATION],
+        )
