@@ -103,7 +103,7 @@ def test_unindexable_subset_is_refused():
 
 def test_item_of_the_wrong_form_is_explained():
     data = {"train": [(x, y, "extra") for x, y in image_items(4, 1)]}
-    with pytest.raises(ls.ProjectError, match=r"sequence of 3 elements.*\\(input, target\\)"):
+    with pytest.raises(ls.ProjectError, match=r"sequence of 3 elements.*\(input, target\)"):
         ls.check(project(data=data))
 
 

@@ -72,7 +72,7 @@ def test_unsupported_schema_version(run):
 def test_truncated_latent_array(run):
     file = run.path / run.manifest["layers"][0]["views"]["mean"]["file"]
     file.write_bytes(file.read_bytes()[:-100])
-    with pytest.raises(ls.RunStoreError, match=r"latents of layer 'features' \\(mean\\).*corrupt"):
+    with pytest.raises(ls.RunStoreError, match=r"latents of layer 'features' \(mean\).*corrupt"):
         ls.open_run(run.path)
 
 
