@@ -13,7 +13,7 @@ from latentsight.insights.base import (
     population_ids,
     register,
 )
-from latentsight.insights.describe import enriched_metadata
+from latentsight.insights.describe import stands_out
 from latentsight.insights.populations import cluster_populations, metadata_populations
 from latentsight.insights.stats import benjamini_hochberg, rank_test_greater
 
@@ -90,10 +90,6 @@ class PerformanceAggressors(Detector):
                     else "labeled subsets",
                 },
             )
-            words = [
-                e.text
-                for e in enriched_metadata(ctx.samples, ctx.metadata_columns, population.mask)
-            ]
             insights.append(
                 Insight(
                     kind=self.name,
@@ -103,7 +99,7 @@ class PerformanceAggressors(Detector):
                     description=(
                         f"{population.name} ({int(full_mask.sum())} samples) has mean {column} "
                         f"{mean_in:.3g} against {mean_out:.3g} elsewhere."
-                        + (f" It stands out by {'; '.join(words)}." if words else "")
+                        + stands_out(ctx.samples, ctx.metadata_columns, population.mask)
                     ),
                     action=(
                         "Inspect these samples first: collect or up-weight training data like "

@@ -81,3 +81,9 @@ def enriched_metadata(
             )
     found.sort(key=lambda e: (e.p_value, -e.effect))
     return [e for e in found[:top] if e.p_value < 0.05]
+
+
+def stands_out(samples: pd.DataFrame, columns: list[str], mask: np.ndarray) -> str:
+    """A sentence naming what sets a population apart (" It stands out by ..."), or ""."""
+    words = [e.text for e in enriched_metadata(samples, columns, mask)]
+    return f" It stands out by {'; '.join(words)}." if words else ""

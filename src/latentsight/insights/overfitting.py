@@ -47,7 +47,7 @@ from latentsight.insights.base import (
     population_ids,
     register,
 )
-from latentsight.insights.describe import enriched_metadata
+from latentsight.insights.describe import stands_out
 from latentsight.insights.populations import (
     Population,
     cluster_populations,
@@ -315,7 +315,6 @@ class Overfitting(Detector):
                 "permutations": N_PERMUTATIONS,
             },
         )
-        words = [e.text for e in enriched_metadata(ctx.samples, ctx.metadata_columns, region.mask)]
         return Insight(
             kind=OVERFITTING,
             title=(
@@ -329,7 +328,7 @@ class Overfitting(Detector):
                 f"against {mean_t:.3g} on its training samples, a gap of {mean_e - mean_t:.3g} "
                 f"where the data set as a whole has {gap_global:.3g}; its evaluation / training "
                 f"loss ratio is {effect:.2g}x the overall one."
-                + (f" It stands out by {'; '.join(words)}." if words else "")
+                + stands_out(ctx.samples, ctx.metadata_columns, region.mask)
             ),
             action=ACTIONS[OVERFITTING],
         )
@@ -341,7 +340,6 @@ class Overfitting(Detector):
         effect = min(
             details["typical_distance"] / max(details["median_distance"], 1e-12), MAX_EFFECT
         )
-        words = [e.text for e in enriched_metadata(ctx.samples, ctx.metadata_columns, members)]
         name = f"near-copy group {index + 1}"
         evidence = Evidence(
             detector=self.name,
@@ -366,7 +364,7 @@ class Overfitting(Detector):
                 f"evaluation samples) sit {effect:.2g}x closer to their nearest neighbour than "
                 f"is typical; their median loss {details['median_loss_inside']:.2g} is below the "
                 f"evaluation samples' {details['median_loss_eval']:.2g}."
-                + (f" It stands out by {'; '.join(words)}." if words else "")
+                + stands_out(ctx.samples, ctx.metadata_columns, members)
             ),
             action=ACTIONS[MEMORIZATION],
         )

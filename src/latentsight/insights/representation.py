@@ -44,7 +44,7 @@ from latentsight.insights.base import (
     population_ids,
     register,
 )
-from latentsight.insights.describe import enriched_metadata
+from latentsight.insights.describe import stands_out
 from latentsight.insights.populations import cluster_populations, metadata_populations
 from latentsight.insights.stats import benjamini_hochberg, binomial_test
 
@@ -279,7 +279,6 @@ class Representation(Detector):
             n_eval_in = int((c.mask & ctx.is_eval).sum())
             share_eval = n_eval_in / max(int(ctx.is_eval.sum()), 1)
             share_train = n_train_in / max(int((ctx.is_train & ctx.is_labeled).sum()), 1)
-            words = [e.text for e in enriched_metadata(ctx.samples, ctx.metadata_columns, c.mask)]
             more = "evaluation" if kind == UNDER else "training"
             less = "training" if kind == UNDER else "evaluation"
             by_population[key] = Insight(
@@ -290,7 +289,7 @@ class Representation(Detector):
                 description=(
                     f"{name} ({int(c.mask.sum())} samples) holds {share_eval:.1%} of the "
                     f"evaluation data but {share_train:.1%} of the training data."
-                    + (f" It stands out by {'; '.join(words)}." if words else "")
+                    + stands_out(ctx.samples, ctx.metadata_columns, c.mask)
                 ),
                 action=ACTIONS[kind],
             )
