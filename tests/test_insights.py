@@ -73,10 +73,17 @@ def test_planted_failing_population_is_the_top_insight(tmp_path):
     assert "age" not in flagged_columns and "shift" not in flagged_columns
 
 
-def test_clean_data_raises_no_aggressor(tmp_path):
+def test_clean_data_raises_no_aggressor_overfitting_or_representation_insight(tmp_path):
     run = _run(tmp_path, planted=False)
-    aggressors = [i for i in run.insights if i.kind == "performance_aggressor"]
-    assert len(aggressors) <= 1, [i.title for i in aggressors]
+    assert run.analysis_info["layers_searched"] == run.layers[::-1]  # every layer was searched
+    for kinds in (
+        {"performance_aggressor"},
+        {"overfitting", "memorization"},
+        {"over_represented", "under_represented"},
+        {"spurious_correlation"},
+    ):
+        flagged = [i.title for i in run.insights if i.kind in kinds]
+        assert len(flagged) <= 1, flagged
 
 
 def test_map_clusters_and_stored_analysis(tmp_path):

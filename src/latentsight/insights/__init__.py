@@ -8,4 +8,5 @@ from latentsight.insights import (  # noqa: F401 - importing a detector module r
     outliers,
     overfitting,
     representation,
+    spurious,
 )

@@ -28,6 +28,8 @@ class AnalysisSettings:
         map_method: "umap" (default) or "pca" (fast) for the 2-D map.
         cluster_method: "hdbscan" (default, finds the number of clusters) or "kmeans".
         n_clusters: the number of k-means clusters (default: from the number of samples).
+        all_layers: search every recorded layer for populations (the map's layer with its map
+            clusters, the others with k-means clusters); False searches only the map's layer.
     """
 
     alpha: float = 0.05
@@ -39,6 +41,7 @@ class AnalysisSettings:
     map_method: Literal["umap", "pca"] = "umap"
     cluster_method: Literal["hdbscan", "kmeans"] = "hdbscan"
     n_clusters: int | None = None
+    all_layers: bool = True
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,11 @@ class AnalysisContext:
     metadata_columns: list[str]
     task: str
     settings: AnalysisSettings
+    primary: bool = True  # the map's layer; other layers only add latent populations
+
+    def region_name(self, name: str) -> str:
+        """A latent population's name, prefixed with its layer when that is not the map's."""
+        return name if self.primary else f"{self.layer} {name}"
 
     @property
     def n(self) -> int:
@@ -101,6 +109,7 @@ class Evidence:
     n: int  # samples in the population
     counts: dict[str, int] = field(default_factory=dict)  # e.g. per subset
     details: dict[str, Any] = field(default_factory=dict)
+    layer: str | None = None  # the layer whose latent space found it (None: no latent needed)
 
 
 @dataclass
@@ -141,6 +150,7 @@ class Detector(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
+    uses_latents: ClassVar[bool] = True  # False: run once, not once per searched layer
 
     @abstractmethod
     def run(self, ctx: AnalysisContext) -> DetectorResult:

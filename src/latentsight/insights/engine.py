@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,7 @@ from latentsight.store.analysis import write_analysis
 if TYPE_CHECKING:
     from latentsight.store.run import Run
 
-STEPS = ("reduce", "neighbours", "map", "clusters", "detectors")
+LAYER_STEPS = ("reduce", "neighbours", "map", "clusters")
 
 
 def default_layer(run: Run) -> str:
@@ -34,9 +34,21 @@ def default_layer(run: Run) -> str:
 
 
 def build_context(
-    run: Run, layer: str, view: str, settings: AnalysisSettings, timings: dict[str, float], advance
+    run: Run,
+    layer: str,
+    view: str,
+    settings: AnalysisSettings,
+    timings: dict[str, float],
+    advance,
+    *,
+    primary: bool = True,
 ) -> AnalysisContext:
-    """Compute the reduced latents, the neighbour graph, the map and the clusters of one layer."""
+    """Compute the reduced latents, the neighbour graph, the map and the clusters of one layer.
+
+    The map's layer (``primary``) gets the 2-D map and the configured clusterer; another searched
+    layer gets k-means clusters and its first two principal components as coordinates, which are
+    never shown.
+    """
     samples = run.samples
     latents = np.asarray(run.latent(layer, view), dtype=np.float32)
     started = time.perf_counter()
@@ -48,15 +60,16 @@ def build_context(
     timings["neighbours_s"] = time.perf_counter() - started
     advance()
     started = time.perf_counter()
-    coords = embed_2d(reduced, graph, method=settings.map_method, seed=settings.seed)
+    map_method = settings.map_method if primary else "pca"
+    coords = embed_2d(reduced, graph, method=map_method, seed=settings.seed)
     timings["map_s"] = time.perf_counter() - started
     advance()
     started = time.perf_counter()
     clusters, noise = cluster_latents(
         reduced,
         graph,
-        coords if settings.map_method == "umap" else None,
-        method=settings.cluster_method,
+        coords if map_method == "umap" else None,
+        method=settings.cluster_method if primary else "kmeans",
         n_clusters=settings.n_clusters,
         seed=settings.seed,
     )
@@ -77,6 +90,7 @@ def build_context(
         metadata_columns=list(manifest["metadata_columns"]),
         task=manifest["task"],
         settings=settings,
+        primary=primary,
     )
 
 
@@ -107,6 +121,18 @@ def cluster_table(ctx: AnalysisContext) -> pd.DataFrame:
     return table
 
 
+def searched_layers(run: Run, map_layer: str, settings: AnalysisSettings) -> list[str]:
+    """The map's layer first, then (with ``all_layers``) every other recorded layer."""
+    others = [name for name in run.layers if name != map_layer] if settings.all_layers else []
+    return [map_layer, *others]
+
+
+def _tag_layer(insights: list[Insight], layer: str) -> None:
+    """Record on each piece of evidence which layer's latent space produced it."""
+    for insight in insights:
+        insight.evidence = [replace(e, layer=layer) for e in insight.evidence]
+
+
 def run_analysis(
     run: Run,
     *,
@@ -116,43 +142,73 @@ def run_analysis(
     detectors: list[str] | None = None,
     progress: bool = True,
 ) -> list[Insight]:
-    """Analyse a stored run and write the map, clusters, insights and scores into it."""
+    """Analyse a stored run and write the map, clusters, insights and scores into it.
+
+    Every detector searches the map's layer; detectors that read latents also search each other
+    recorded layer (``settings.all_layers``), since a failure mode can be separable in an early
+    layer and mixed in a late one. Candidates from all layers are ranked and merged together.
+    """
     settings = settings or AnalysisSettings()
     layer = layer or default_layer(run)
     names = detectors if detectors is not None else list(DETECTORS)
     unknown = [name for name in names if name not in DETECTORS]
     if unknown:
         raise ValueError(f"Unknown detectors {unknown}; available: {sorted(DETECTORS)}.")
-    timings: dict[str, float] = {}
+    layers = searched_layers(run, layer, settings)
+    layer_timings: dict[str, dict[str, float]] = {}
+    detector_timings: dict[str, float] = {}
     notes: dict[str, Any] = {}
     candidates: list[Insight] = []
     scores = run.samples[["id"]].copy()
+    primary_ctx: AnalysisContext | None = None
     with progress_bars(progress) as reporter:
-        reporter.start("analysis", len(STEPS) - 1 + len(names))
-        ctx = build_context(
-            run, layer, view, settings, timings, lambda: reporter.advance("analysis")
-        )
-        for name in names:
-            started = time.perf_counter()
-            try:
-                result = DETECTORS[name]().run(ctx)
-            except Exception as error:  # one failing detector must not cost the others' findings
-                notes[name] = {"error": repr(error), "traceback": traceback.format_exc(limit=5)}
-            else:
-                candidates.extend(result.insights)
-                notes[name] = result.info
-                if result.scores is not None:
-                    scores = scores.merge(result.scores, on="id", how="left")
-            timings[f"{name}_s"] = time.perf_counter() - started
-            reporter.advance("analysis")
+        steps = len(layers) * (len(LAYER_STEPS) + len(names))
+        reporter.start("analysis", steps)
+        for searched in layers:
+            primary = searched == layer
+            timings = layer_timings.setdefault(searched, {})
+            ctx = build_context(
+                run,
+                searched,
+                view if primary else "mean",
+                settings,
+                timings,
+                lambda: reporter.advance("analysis"),
+                primary=primary,
+            )
+            if primary:
+                primary_ctx = ctx
+            for name in names:
+                detector = DETECTORS[name]
+                if not primary and not detector.uses_latents:
+                    reporter.advance("analysis")
+                    continue
+                key = name if primary else f"{name}@{searched}"
+                started = time.perf_counter()
+                try:
+                    result = detector().run(ctx)
+                except (
+                    Exception
+                ) as error:  # one failing detector must not cost the others' findings
+                    notes[key] = {"error": repr(error), "traceback": traceback.format_exc(limit=5)}
+                else:
+                    if detector.uses_latents:
+                        _tag_layer(result.insights, searched)
+                    candidates.extend(result.insights)
+                    notes[key] = result.info
+                    if primary and result.scores is not None:
+                        scores = scores.merge(result.scores, on="id", how="left")
+                detector_timings[f"{key}_s"] = time.perf_counter() - started
+                reporter.advance("analysis")
+    assert primary_ctx is not None
     insights = rank_insights(candidates, settings.alpha)
     map_frame = pd.DataFrame(
         {
-            "id": ctx.samples["id"],
-            "x": ctx.coords[:, 0],
-            "y": ctx.coords[:, 1],
-            "cluster": ctx.clusters,
-            "noise": ctx.noise,
+            "id": primary_ctx.samples["id"],
+            "x": primary_ctx.coords[:, 0],
+            "y": primary_ctx.coords[:, 1],
+            "cluster": primary_ctx.clusters,
+            "noise": primary_ctx.noise,
         }
     )
     info = {
@@ -160,16 +216,23 @@ def run_analysis(
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "layer": layer,
         "view": view,
+        "layers_searched": layers,
         "settings": asdict(settings),
         "detectors": notes,
         "candidates": len(candidates),
-        "timings": {name: round(seconds, 3) for name, seconds in timings.items()},
+        "timings": {
+            "layers": {
+                name: {step: round(seconds, 3) for step, seconds in steps_.items()}
+                for name, steps_ in layer_timings.items()
+            },
+            "detectors": {name: round(seconds, 3) for name, seconds in detector_timings.items()},
+        },
     }
     write_analysis(
         run.path,
         info=info,
         map_frame=map_frame,
-        clusters=cluster_table(ctx),
+        clusters=cluster_table(primary_ctx),
         insights=insights,
         scores=scores,
     )

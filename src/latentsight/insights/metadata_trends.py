@@ -111,6 +111,7 @@ class MetadataTrends(Detector):
     """How the loss varies with each metadata column (Spearman, Kruskal-Wallis, binned trend)."""
 
     name = "metadata_trend"
+    uses_latents = False
     description = (
         "Loss against every metadata column: Spearman and Kruskal-Wallis across quantile bins "
         "for numbers, Kruskal-Wallis for categories (BH across columns)."

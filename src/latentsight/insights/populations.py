@@ -30,14 +30,19 @@ class Population:
 def cluster_populations(ctx: AnalysisContext) -> list[Population]:
     """One population per latent cluster (a cluster holding over half the data is the "rest")."""
     return [
-        Population(f"cluster {cluster}", "cluster", ctx.clusters == cluster)
+        Population(ctx.region_name(f"cluster {cluster}"), "cluster", ctx.clusters == cluster)
         for cluster in np.unique(ctx.clusters)
         if ctx.settings.min_population <= (ctx.clusters == cluster).sum() <= ctx.n // 2
     ]
 
 
 def metadata_populations(ctx: AnalysisContext) -> list[Population]:
-    """Categorical values, and quantile bins of numeric columns, of every metadata column."""
+    """Categorical values, and quantile bins of numeric columns, of every metadata column.
+
+    Metadata slices do not depend on the layer, so they are tested once, with the map's layer.
+    """
+    if not ctx.primary:
+        return []
     found: list[Population] = []
     for column in ctx.metadata_columns:
         series = ctx.samples[column]

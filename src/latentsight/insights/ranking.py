@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 from latentsight.insights.base import Insight
 
 MERGE_JACCARD = 0.5
+KIND_DECAY = 0.5  # each earlier insight of the same kind halves the next one's claim to a place
 
 
 def impact(insight: Insight) -> float:
@@ -24,7 +26,8 @@ def rank_insights(insights: list[Insight], alpha: float) -> list[Insight]:
     """Keep insights significant at ``alpha``, score them, merge overlapping ones, best first.
 
     An insight whose population overlaps a better one's by Jaccard >= 0.5 is folded into it: the
-    better one keeps its title and gains the other's evidence.
+    better one keeps its title and gains the other's evidence. The order then favours variety
+    (see :func:`diversify`).
     """
     significant = [insight for insight in insights if insight.q_value < alpha]
     for insight in significant:
@@ -40,4 +43,22 @@ def rank_insights(insights: list[Insight], alpha: float) -> list[Insight]:
                 break
         else:
             kept.append((insight, population))
-    return [insight for insight, _ in kept]
+    return diversify([insight for insight, _ in kept])
+
+
+def diversify(ranked: list[Insight]) -> list[Insight]:
+    """Reorder so that the k-th insight of a kind competes with ``KIND_DECAY ** k`` of its impact.
+
+    Twenty metadata slices with higher loss should not push the only label-issue finding off the
+    first screen: the list opens with the strongest finding of each kind, and a kind's weaker
+    findings follow where their discounted impact places them. Scores are left as they are.
+    """
+    remaining = list(ranked)
+    placed: Counter[str] = Counter()
+    ordered = []
+    while remaining:
+        best = max(remaining, key=lambda i: i.score * KIND_DECAY ** placed[i.kind])
+        remaining.remove(best)
+        placed[best.kind] += 1
+        ordered.append(best)
+    return ordered

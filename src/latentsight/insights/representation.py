@@ -272,7 +272,7 @@ class Representation(Detector):
                 continue
             if c.source == "density ratio":
                 region += 1
-                name = f"latent region {region}"
+                name = ctx.region_name(f"latent region {region}")
             else:
                 name = c.name
             n_train_in = int((c.mask & ctx.is_train).sum())
