@@ -22,6 +22,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 bench: setup
-	$(BIN)/python benchmarks/capture_overhead.py
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
 
 .PHONY: setup demo test bench

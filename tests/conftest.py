@@ -79,3 +79,25 @@ def analysis_context(run, layer=None, view="mean", settings=None):
 
     settings = settings or AnalysisSettings(map_method="pca")
     return build_context(run, layer or default_layer(run), view, settings, {}, lambda: None)
+
+
+@pytest.fixture(scope="session")
+def dashboard_run(tmp_path_factory):
+    """A small analysed shapes run (400 train / 160 val, a briefly trained demo CNN, PCA map)
+    with renders, for the report and dashboard tests. Built once, in seconds."""
+    import latentsight as ls
+    from latentsight.demo.model import train_demo_model
+    from latentsight.demo.run import demo_project
+    from latentsight.demo.shapes import ShapesConfig, generate_shapes
+
+    root = tmp_path_factory.mktemp("dashboard")
+    subsets = generate_shapes(ShapesConfig(n_train=400, n_val=160, seed=3))
+    model = train_demo_model(subsets["train"], epochs=2, seed=0)
+    run = ls.analyze(
+        demo_project(subsets, model),
+        root / "run",
+        progress=False,
+        analysis=ls.AnalysisSettings(map_method="pca"),
+    )
+    assert run.insights, "the dashboard tests need at least one insight"
+    return run

@@ -5,6 +5,7 @@ __version__ = "0.1.0"
 from latentsight import losses
 from latentsight.api import analyze, check, open_run
 from latentsight.capture.pooling import PoolingSettings
+from latentsight.concepts import Concepts, ConceptSettings
 from latentsight.errors import (
     CaptureError,
     LatentsightError,
@@ -19,6 +20,8 @@ from latentsight.store.run import Run
 __all__ = [
     "AnalysisSettings",
     "CaptureError",
+    "ConceptSettings",
+    "Concepts",
     "Evidence",
     "Insight",
     "LatentsightError",

@@ -135,9 +135,10 @@ def insights_view(run: Run, top: int) -> Group:
     """The ranked insights as a table, with what was analysed."""
     info = run.analysis_info
     insights = run.insights
+    searched = info.get("layers_searched", [info["layer"]])
     table = Table(
-        title=f"Insights on layer {info['layer']} ({info['view']} view): "
-        f"{len(insights)} significant of {info['candidates']} tested",
+        title=f"Insights: map of layer {info['layer']} ({info['view']} view), layers searched: "
+        f"{', '.join(searched)}; {len(insights)} significant of {info['candidates']} tested",
         title_justify="left",
         show_lines=True,
     )
@@ -148,6 +149,9 @@ def insights_view(run: Run, top: int) -> Group:
         finding = f"[bold]{insight.title}[/]\n{insight.description}"
         if insight.merged:
             finding += "\n[dim]also: " + "; ".join(insight.merged) + "[/]"
+        layers = sorted({e.layer for e in insight.evidence if e.layer is not None})
+        if layers:
+            finding += f"\n[dim]found in layer {', '.join(layers)}[/]"
         table.add_row(
             str(rank),
             insight.kind.replace("_", " "),

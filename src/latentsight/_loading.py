@@ -10,6 +10,8 @@ from pathlib import Path
 from latentsight.errors import ProjectError
 from latentsight.project import Project
 
+PROJECT_SPEC = "project_spec"
+
 
 def load_project(target: str) -> Project:
     """Import ``module:name`` (or ``file.py:name``); ``name`` is a Project or returns one."""
@@ -55,3 +57,31 @@ def load_project(target: str) -> Project:
             "returning one)."
         )
     return value
+
+
+def record_project(run_path: Path, target: str) -> None:
+    """Write the ``module:attribute`` that made a run into its manifest, so that commands needing
+    the model (``latentsight explain``) can load it again; file paths are made absolute."""
+    from latentsight.store.files import write_json
+    from latentsight.store.manifest import MANIFEST, read_manifest
+
+    module_name, _, attribute = target.rpartition(":")
+    if module_name.endswith(".py"):
+        target = f"{Path(module_name).resolve()}:{attribute}"
+    manifest = read_manifest(Path(run_path))
+    manifest[PROJECT_SPEC] = {"target": target, "working_directory": str(Path.cwd())}
+    write_json(Path(run_path) / MANIFEST, manifest)
+
+
+def load_recorded_project(manifest: dict) -> Project:
+    """Load the Project recorded in a run's manifest by ``latentsight analyze``."""
+    spec = manifest.get(PROJECT_SPEC)
+    if not spec:
+        raise ProjectError(
+            "This run does not record where its Project is (it was not made by `latentsight "
+            "analyze module:project`): pass --project module:project."
+        )
+    directory = spec.get("working_directory")
+    if directory and directory not in sys.path:
+        sys.path.insert(0, directory)
+    return load_project(spec["target"])

@@ -71,12 +71,24 @@ def analyze(
     plan = plan_capture(project, device=device, pooling=pooling, renders=renders)
     with progress_bars(progress) as reporter:
         Capture(plan, settings, reporter).run(Path(out), resume=resume, overwrite=overwrite)
-    run = Run(out)
+    run = Run(out).attach(project, verify=False)
     if insights:
         run.analyze(settings=analysis, progress=progress)
     return run
 
 
-def open_run(path: str | Path) -> Run:
-    """Open a finished run directory for reading; the model is not needed."""
-    return Run(path)
+def open_run(path: str | Path, *, project: Project | str | None = None) -> Run:
+    """Open a finished run directory for reading; the model is not needed.
+
+    ``project`` (a Project, or ``"module:project"``) attaches the Project the run was captured
+    from, so that explanations can run its model; a model whose weights differ from the run's is
+    refused.
+    """
+    run = Run(path)
+    if project is not None:
+        if isinstance(project, str):
+            from latentsight._loading import load_project
+
+            project = load_project(project)
+        run.attach(project)
+    return run

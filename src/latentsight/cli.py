@@ -7,10 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from latentsight import api
 from latentsight._display import check_view, insights_view, run_view
-from latentsight._loading import load_project
+from latentsight._loading import load_project, load_recorded_project, record_project
 from latentsight.errors import LatentsightError
 
 app = typer.Typer(
@@ -102,6 +103,7 @@ def analyze(
             renders=renders,
             insights=insights,
         )
+        record_project(run.path, project)
     except LatentsightError as error:
         _fail(error)
     console.print(run_view(run))
@@ -145,6 +147,65 @@ def insights(
 
 
 @app.command()
+def explain(
+    run: Annotated[Path, typer.Argument(help="A run directory.", show_default=False)],
+    ids: Annotated[
+        str, typer.Option(help="Sample ids, comma-separated, e.g. val/0,val/7.", show_default=False)
+    ],
+    method: Annotated[
+        str,
+        typer.Option(
+            help="gradcam, layercam, saliency, input_x_gradient, integrated_gradients (ig), "
+            "smoothgrad, gradient_shap or occlusion."
+        ),
+    ] = "gradcam",
+    layer: Annotated[
+        Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
+        typer.Option(
+            help="Layer of gradcam/layercam (default: the last convolution); 'all' for every one."
+        ),
+    ] = None,
+    target: Annotated[
+        str, typer.Option(help="What to explain: predicted, label, or a class index.")
+    ] = "predicted",
+    out: Annotated[
+        Optional[Path],  # noqa: UP045 - typer needs Optional on Python 3.10
+        typer.Option("--out", "-o", help="Folder of the PNGs (default: RUN/explanations/png)."),
+    ] = None,
+    project: Annotated[
+        Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
+        typer.Option(
+            help="Where the model is, 'module:project' (default: the one `latentsight analyze` "
+            "recorded in the run)."
+        ),
+    ] = None,
+    device: DeviceOpt = None,
+) -> None:
+    """Explain samples of a run with an attribution method and write overlays as PNGs."""
+    from rich.table import Table
+
+    try:
+        opened = api.open_run(run)
+        opened.attach(load_project(project) if project else load_recorded_project(opened.manifest))
+        found = opened.explain(
+            [part.strip() for part in ids.split(",") if part.strip()],
+            method=method,
+            layer=layer,
+            target=int(target) if target.isdigit() else target,
+            device=device,
+        )
+        written = found.save(out or opened.path / "explanations" / "png")
+    except LatentsightError as error:
+        _fail(error)
+    table = Table(title=f"{method} explanations", show_lines=False)
+    table.add_column("sample")
+    table.add_column("file")
+    for sample_id, path in zip(found.ids, written, strict=True):
+        table.add_row(sample_id, str(path))
+    console.print(table)
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="The run directory to write.")] = Path(
         "runs/demo"
@@ -172,3 +233,148 @@ def demo(
         f"[bold green]Demo run written to[/] {run.path}. Open it in Python with "
         f"latentsight.open_run({str(run.path)!r}) or inspect it with `latentsight info {run.path}`."
     )
+    console.print(
+        f"Explore it in the browser: [bold]latentsight serve {run.path}[/]  "
+        f"(or write a report: latentsight report {run.path} -o report.html)"
+    )
+
+
+@app.command()
+def report(
+    run: Annotated[Path, typer.Argument(help="An analysed run directory.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path(
+        "report.html"
+    ),
+) -> None:
+    """Write the run's self-contained HTML report (one file that opens without network)."""
+    try:
+        written = api.open_run(run).report(out)
+    except LatentsightError as error:
+        _fail(error)
+    console.print(f"[bold green]Report written to[/] {written}")
+
+
+@app.command()
+def serve(
+    run: Annotated[Path, typer.Argument(help="An analysed run directory.", show_default=False)],
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; beyond loopback, --token is required.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    token: Annotated[
+        Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
+        typer.Option(
+            envvar="LATENTSIGHT_TOKEN",
+            help="Access token every request must carry (?token=... or X-Latentsight-Token).",
+        ),
+    ] = None,
+) -> None:
+    """Start the local web dashboard of an analysed run (read-only) and print its address."""
+    from latentsight.server import create_app
+    from latentsight.server.runner import serve_app
+    from latentsight.server.security import check_binding
+
+    try:
+        check_binding(host, token)
+        app_ = create_app(api.open_run(run), token=token)
+    except LatentsightError as error:
+        _fail(error)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    address = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+    console.print(f"[bold green]Dashboard of {run}[/] at {address}  (Ctrl-C to stop)")
+    serve_app(app_, host, port)
+
+
+class _LabelByDefault(TyperGroup):
+    """``latentsight concepts RUN ...`` means ``latentsight concepts label RUN ...``; named
+    subcommands (``audit``, later ``discover``) keep their names."""
+
+    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["label", *args]
+        return super().parse_args(ctx, args)
+
+
+concepts_app = typer.Typer(
+    cls=_LabelByDefault,
+    no_args_is_help=True,
+    help="Concepts: `latentsight concepts RUN` labels every neuron with the concept it detects "
+    "(INVERT); `latentsight concepts audit RUN` checks which concepts drive each class.",
+)
+app.add_typer(concepts_app, name="concepts")
+RunArg = Annotated[Path, typer.Argument(help="A run directory.", show_default=False)]
+LayersOpt = Annotated[
+    Optional[list[str]],  # noqa: UP045 - typer needs Optional on Python 3.10
+    typer.Option("--layer", help="Layer to label (repeat for several; default: all recorded)."),
+]
+
+
+@concepts_app.command("label")
+def concepts_label(
+    run: RunArg,
+    layer: LayersOpt = None,
+    concept: Annotated[
+        Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
+        typer.Option(help="Also list the neurons that detect this concept, e.g. 'label == 0'."),
+    ] = None,
+    beam: Annotated[int, typer.Option(help="Beam size B of the formula search.")] = 5,
+    length: Annotated[int, typer.Option(help="Longest formula, in concepts (L).")] = 3,
+    min_fraction: Annotated[
+        float, typer.Option(help="Smallest share of samples an explanation may cover.")
+    ] = 0.01,
+    max_fraction: Annotated[
+        float, typer.Option(help="Largest share of samples an explanation may cover.")
+    ] = 0.5,
+    subset: Annotated[
+        Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
+        typer.Option(help="Label on this subset's samples only (default: all)."),
+    ] = None,
+    top: Annotated[int, typer.Option(help="Neurons shown per layer.")] = 30,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Show neurons without a significant label too.")
+    ] = False,
+) -> None:
+    """Label every neuron of the run's layers with the concept formula it detects best (INVERT:
+    AUC and Mann-Whitney p over metadata, labels and their AND / OR / NOT), from stored latents."""
+    from latentsight.concepts import ConceptSettings
+    from latentsight.concepts.display import labels_view, neurons_view
+
+    settings = ConceptSettings(
+        beam=beam, length=length, min_fraction=min_fraction, max_fraction=max_fraction
+    )
+    try:
+        found = api.open_run(run).concepts(layer, settings=settings, subset=subset, progress=True)
+        console.print(labels_view(found, top=top, show_all=show_all))
+        if concept:
+            console.print(neurons_view(found, concept, top=top))
+    except LatentsightError as error:
+        _fail(error)
+
+
+@concepts_app.command("audit")
+def concepts_audit(
+    run: RunArg,
+    layer: Annotated[
+        Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
+        typer.Option(help="The layer the linear head reads (default: the last recorded)."),
+    ] = None,
+    project: Annotated[
+        Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
+        typer.Option(help="'module:project' whose model made the run (default: the recorded one)."),
+    ] = None,
+    drivers: Annotated[int, typer.Option(help="Driving neurons shown per class.")] = 5,
+) -> None:
+    """Per class, the neurons that drive its logit and the concepts they detect; flags classes
+    that lean on a concept other than themselves (a likely shortcut). Needs the model."""
+    from latentsight.concepts.display import audit_view
+
+    try:
+        opened = api.open_run(run)
+        found = load_project(project) if project else load_recorded_project(opened.manifest)
+        name = layer or opened.layers[-1]
+        audit = opened.concepts(name, progress=True).audit(found, drivers=drivers)
+        console.print(audit_view(audit))
+        for insight in audit.insights:
+            console.print(f"[bold red]{insight.title}[/]: {insight.description}")
+    except LatentsightError as error:
+        _fail(error)

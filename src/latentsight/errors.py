@@ -21,3 +21,7 @@ class NotRecordedError(LatentsightError, LookupError):
 
 class CaptureError(LatentsightError, RuntimeError):
     """A sample failed during capture and the user asked to fail fast instead of quarantining it."""
+
+
+class ExplanationError(LatentsightError, ValueError):
+    """An explanation cannot be made as asked: no model attached, an unknown method, a bad layer."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
@@ -26,6 +26,25 @@ from latentsight.store.manifest import (
     read_manifest,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import torch
+
+    from latentsight.concepts import Concepts, ConceptSettings
+    from latentsight.explain import (
+        ActivationMaps,
+        ActivationSweep,
+        AttributionSettings,
+        Explanation,
+        ExplanationChecks,
+        FilterImages,
+        FilterSettings,
+        LayerSweep,
+    )
+    from latentsight.explain.targets import TargetLike
+    from latentsight.project import Project
+
 
 class Run:
     """A run directory opened for reading. Use :func:`latentsight.open_run` to get one."""
@@ -40,6 +59,7 @@ class Run:
                 f"{self.path} --resume` (or analyze(project, out=..., resume=True))."
             )
         self._check_files()
+        self._project: Project | None = None
 
     def _check_files(self) -> None:
         n = self.manifest["n_samples"]
@@ -199,6 +219,47 @@ class Run:
         """How the analysis was made: layer, view, settings, timings, per-detector notes."""
         return analysis.read_info(self.path)
 
+    def concepts(
+        self,
+        layer: str | Sequence[str] | None = None,
+        *,
+        settings: ConceptSettings | None = None,
+        annotations: pd.DataFrame | None = None,
+        class_names: Sequence[str] | dict[int, str] | None = None,
+        subset: str | Sequence[str] | None = None,
+        progress: bool = False,
+    ) -> Concepts:
+        """INVERT labels of every unit of a layer (or several; default all) from the stored
+        latents, no model needed: ``.table``, ``.neurons_for(concept)``, ``.layer_summary``.
+
+        Args:
+            layer: the recorded layer(s) to label.
+            settings: beam size, formula length, share of positives, bins, alpha.
+            annotations: your own concepts, one boolean column each, rows by sample id.
+            class_names: class names by index, for the ``label == ...`` concepts.
+            subset: label on these subsets' samples only (default: all samples).
+            progress: show a progress bar.
+        """
+        from latentsight.concepts import label_neurons
+
+        return label_neurons(
+            self,
+            layer,
+            settings=settings,
+            annotations=annotations,
+            class_names=class_names,
+            subset=subset,
+            progress=progress,
+            project=self._project,
+        )
+
+    def report(self, path: str | Path = "report.html") -> Path:
+        """Write the self-contained HTML report of this analysed run (one file, no network
+        needed to open it) and return its path."""
+        from latentsight.report import write_report
+
+        return write_report(self, path)
+
     def summary(self) -> dict[str, Any]:
         """Headline figures per subset: samples, mean loss and accuracy where they exist."""
         columns = set(self.sql("SELECT * FROM samples LIMIT 0").columns)
@@ -209,3 +270,113 @@ class Run:
             parts.append("avg(correct::DOUBLE) AS accuracy")
         frame = self.sql(f"SELECT {', '.join(parts)} FROM samples GROUP BY subset").df()
         return {row.pop("subset"): row for row in frame.to_dict("records")}
+
+    @property
+    def project(self) -> Project | None:
+        """The Project attached to this run (in memory), needed to run the model again."""
+        return self._project
+
+    def attach(self, project: Project, *, verify: bool = True) -> Run:
+        """Attach the Project the run was captured from, so explanations can run its model.
+
+        With ``verify`` (the default), refuses a model whose weights fingerprint differs from the
+        one recorded in the manifest. Returns the run.
+        """
+        from latentsight.explain.session import check_fingerprint
+
+        if verify:
+            check_fingerprint(self, project)
+        self._project = project
+        return self
+
+    def explain(
+        self,
+        ids: str | Sequence[str],
+        *,
+        method: str = "gradcam",
+        layer: str | None = None,
+        target: TargetLike = "predicted",
+        settings: AttributionSettings | None = None,
+        batch_size: int = 32,
+        device: str | torch.device | None = None,
+        cache: bool = True,
+    ) -> Explanation | LayerSweep:
+        """Attribution maps of samples (needs the model; cached under ``explanations/``).
+
+        Args:
+            ids: one sample id or a list of them.
+            method: ``gradcam``, ``layercam``, ``saliency``, ``input_x_gradient``,
+                ``integrated_gradients`` (``ig``), ``smoothgrad``, ``gradient_shap``, ``occlusion``.
+            layer: the layer of ``gradcam`` / ``layercam`` (default: the last convolution);
+                ``"all"`` sweeps every convolution and returns a :class:`LayerSweep`.
+            target: ``"predicted"``, ``"label"``, a class index, or a function of the outputs
+                returning one score per sample (not cached).
+            settings: the methods' options (IG steps, noise, baseline...).
+            batch_size: samples per pass (bounds memory).
+            device: where to run the model (CUDA when present by default).
+            cache: reuse and store results in the run directory.
+        """
+        from latentsight.explain.explainer import explain
+
+        return explain(
+            self,
+            ids,
+            method=method,
+            layer=layer,
+            target=target,
+            settings=settings,
+            batch_size=batch_size,
+            device=device,
+            cache=cache,
+        )
+
+    def activations(
+        self,
+        sample_id: str,
+        layer: str | Sequence[str] = "all",
+        *,
+        device: str | torch.device | None = None,
+    ) -> ActivationMaps | ActivationSweep:
+        """Every channel's map of a layer for one input (``.grid()``, ``.blank_fraction``); with
+        ``"all"`` or a list, one per layer and ``.sparsity`` (blank channels per layer)."""
+        from latentsight.explain.activations import activations
+
+        return activations(self, sample_id, layer, device=device)
+
+    def visualize_filters(
+        self,
+        layer: str,
+        channels: Sequence[int] | range | None = None,
+        *,
+        settings: FilterSettings | None = None,
+        input_transform: Any = None,
+        device: str | torch.device | None = None,
+    ) -> FilterImages:
+        """Images that maximise each channel of ``layer`` (Fourier parameterisation, decorrelated
+        colour, random jitter, scale and rotation, seeded); ``input_transform`` maps [0, 1]
+        images to the model's input."""
+        from latentsight.explain.filters import visualize_filters
+
+        return visualize_filters(
+            self,
+            layer,
+            channels,
+            settings=settings,
+            input_transform=input_transform,
+            device=device,
+        )
+
+    def check_explanations(self, method: str = "gradcam", **options: Any) -> ExplanationChecks:
+        """Faithfulness (deletion and insertion against a random order, infidelity,
+        max-sensitivity) and the model-randomisation sanity check of a method; see
+        :func:`latentsight.explain.checks.check_explanations` for the options."""
+        from latentsight.explain.checks import check_explanations
+
+        return check_explanations(self, method, **options)
+
+    @property
+    def explanations(self) -> pd.DataFrame:
+        """The explanations cached in this run: method, layer, target, settings, samples."""
+        from latentsight.explain.cache import ExplanationCache
+
+        return ExplanationCache(self.path).entries()

@@ -1,0 +1,25 @@
+"""Explanations of single samples: attribution maps (on Captum), Grad-CAM at any layer,
+intermediate activations, feature visualization, and checks that the maps are faithful."""
+
+from latentsight.explain.activations import ActivationMaps, ActivationSweep
+from latentsight.explain.attribution import METHODS, AttributionSettings
+from latentsight.explain.cache import ExplanationCache
+from latentsight.explain.checks import ExplanationChecks
+from latentsight.explain.filters import FilterImages, FilterSettings
+from latentsight.explain.overlay import normalize_map, overlay
+from latentsight.explain.result import Explanation, LayerSweep
+
+__all__ = [
+    "METHODS",
+    "ActivationMaps",
+    "ActivationSweep",
+    "AttributionSettings",
+    "Explanation",
+    "ExplanationCache",
+    "ExplanationChecks",
+    "FilterImages",
+    "FilterSettings",
+    "LayerSweep",
+    "normalize_map",
+    "overlay",
+]

@@ -1,0 +1,82 @@
+"""Reading stored sample renders by id without scanning the whole renders table each time."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from PIL import Image
+
+from latentsight.store.manifest import RENDERS
+
+_CACHED_GROUPS = 8
+
+
+@dataclass(frozen=True)
+class Render:
+    """A sample as the Project's render drew it: PNG (or other image) bytes, or text."""
+
+    kind: str  # "image" or "text"
+    image: bytes | None
+    text: str | None
+
+    @property
+    def media_type(self) -> str:
+        """The image's MIME type, read from its bytes."""
+        if self.image is None:
+            return "text/plain"
+        with Image.open(io.BytesIO(self.image)) as opened:
+            return Image.MIME.get(opened.format or "PNG", "application/octet-stream")
+
+
+class RenderIndex:
+    """An id -> (row group, position) index over ``renders.parquet``; reads one row group per miss.
+
+    Memory holds the ids and a few decoded row groups, however many samples the run has.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.file = Path(run_dir) / RENDERS
+        self._lock = threading.Lock()
+        self._groups: OrderedDict[int, dict[str, list]] = OrderedDict()
+        self.where: dict[str, tuple[int, int]] = {}
+        self.kinds: dict[str, str] = {}
+        if not self.file.is_file():
+            self._parquet = None
+            return
+        self._parquet = pq.ParquetFile(self.file)
+        for group in range(self._parquet.num_row_groups):
+            table = self._parquet.read_row_group(group, columns=["id", "kind"])
+            ids, kinds = table.column("id").to_pylist(), table.column("kind").to_pylist()
+            for position, (sample_id, kind) in enumerate(zip(ids, kinds, strict=True)):
+                self.where[sample_id] = (group, position)
+                self.kinds[sample_id] = kind
+
+    @property
+    def available(self) -> bool:
+        """Whether the run stored renders at all."""
+        return self._parquet is not None
+
+    def get(self, sample_id: str) -> Render | None:
+        """The render of a sample, or None when it has none."""
+        found = self.where.get(sample_id)
+        if found is None or self._parquet is None:
+            return None
+        group, position = found
+        with self._lock:
+            columns = self._groups.get(group)
+            if columns is None:
+                table = self._parquet.read_row_group(group, columns=["kind", "image", "text"])
+                columns = {name: table.column(name).to_pylist() for name in table.column_names}
+                self._groups[group] = columns
+                if len(self._groups) > _CACHED_GROUPS:
+                    self._groups.popitem(last=False)
+            else:
+                self._groups.move_to_end(group)
+        return Render(
+            columns["kind"][position], columns["image"][position], columns["text"][position]
+        )

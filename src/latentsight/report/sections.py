@@ -1,0 +1,286 @@
+"""The report's sections, each a function of the run's data returning an HTML fragment.
+
+A section whose data the run lacks (explanations, concepts) is left out. To add one, write a
+function ``(ReportData) -> str`` and list it in ``SECTIONS`` with the test of its availability.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from latentsight.insights.base import Insight
+from latentsight.report import extras, figures, tables
+from latentsight.report.renders import RenderIndex
+
+GALLERY = 6
+TOP_INSIGHTS = 25
+CONCEPT_ROWS = 50
+
+
+@dataclass
+class ReportData:
+    """Everything the sections read, loaded once from the run."""
+
+    run_dir: Path
+    manifest: dict[str, Any]
+    analysis: dict[str, Any]
+    points: pd.DataFrame  # samples with map_x, map_y, cluster, noise
+    insights: list[Insight]
+    renders: RenderIndex
+    figures: list[tuple[str, str]] = field(default_factory=list)  # (element id, figure JSON)
+
+    def figure(self, name: str, figure_json: str) -> str:
+        """Register a Plotly figure and return the element that will hold it."""
+        element = f"figure-{len(self.figures)}-{name}"
+        self.figures.append((element, figure_json))
+        return f'<div class="figure" id="{escape(element)}"></div>'
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.4g}"
+    return escape(str(value))
+
+
+def _table(frame: pd.DataFrame, css: str = "") -> str:
+    head = "".join(f"<th>{escape(str(c))}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>"
+        for row in frame.itertuples(index=False)
+    )
+    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _facts(pairs: list[tuple[str, Any]]) -> str:
+    rows = "".join(f"<tr><th>{escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in pairs)
+    return f'<table class="facts">{rows}</table>'
+
+
+def _data_uri(data: bytes, media_type: str) -> str:
+    return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _thumbnail(data: ReportData, row: int, caption: str, heatmaps: bool = False) -> str:
+    sample = data.points.iloc[row]
+    sample_id = str(sample["id"])
+    render = data.renders.get(sample_id)
+    if render is None:
+        picture = '<div class="no-render">no render</div>'
+    elif render.image is None:
+        picture = f'<div class="text-render">{escape((render.text or "")[:300])}</div>'
+    else:
+        picture = (
+            f'<img alt="{escape(sample_id)}" src="{_data_uri(render.image, render.media_type)}">'
+        )
+    overlays = ""
+    if heatmaps:
+        for heatmap in extras.heatmaps(data.run_dir, sample_id)[:2]:
+            overlays += (
+                f'<img class="heatmap" title="{escape(heatmap.method)} at {escape(heatmap.layer)}"'
+                f' alt="heatmap" src="{_data_uri(heatmap.file.read_bytes(), "image/png")}">'
+            )
+    facts = [f"<b>{escape(sample_id)}</b>", escape(caption)]
+    if "target" in sample and pd.notna(sample["target"]):
+        facts.append(f"target {_fmt(sample['target'])} / predicted {_fmt(sample['prediction'])}")
+    return (
+        f'<figure class="sample">{picture}{overlays}<figcaption>{"<br>".join(facts)}'
+        "</figcaption></figure>"
+    )
+
+
+def provenance(data: ReportData) -> str:
+    """Model, data, code version, settings and dates: where every figure of the report comes from."""
+    manifest, info = data.manifest, data.analysis
+    origin = manifest["provenance"]
+    subsets = ", ".join(f"{s['name']} ({s['size']})" for s in manifest["subsets"])
+    layers = ", ".join(entry["name"] for entry in manifest["layers"])
+    pairs = [
+        ("project", manifest["name"]),
+        ("run directory", str(data.run_dir)),
+        ("captured", manifest["created_at"]),
+        ("analysed", info.get("created_at")),
+        ("report written", datetime.now(timezone.utc).isoformat(timespec="seconds")),
+        ("model", f"{origin['model_class']} ({origin['model_parameters']:,} parameters)"),
+        ("model fingerprint", origin["model_fingerprint"]),
+        ("data fingerprint", origin["data_fingerprint"]),
+        ("subsets (samples)", subsets),
+        ("quarantined samples", manifest.get("n_quarantined", 0)),
+        ("task", manifest["task"]),
+        ("layers recorded", layers),
+        ("layer analysed", f"{info.get('layer')} ({info.get('view')} view)"),
+        (
+            "code version",
+            f"latentsight {origin['latentsight_version']}, torch {origin['torch_version']}, "
+            f"python {origin['python_version']}",
+        ),
+        ("command", origin.get("command", "-")),
+        ("platform", origin.get("platform", "-")),
+    ]
+    settings = {"capture": manifest.get("settings", {}), "analysis": info.get("settings", {})}
+    return (
+        _facts(pairs)
+        + '<details><summary>settings</summary><pre class="settings">'
+        + escape(json.dumps(settings, indent=2, default=str))
+        + "</pre></details>"
+    )
+
+
+def metrics(data: ReportData) -> str:
+    """Headline figures per subset: samples, mean loss and each of its components, metrics."""
+    subsets = [s["name"] for s in data.manifest["subsets"]]
+    frame = tables.headline_metrics(data.points, subsets)
+    return _table(frame, "metrics")
+
+
+def latent_map(data: ReportData) -> str:
+    """The map of the analysed layer, coloured by loss and by cluster."""
+    by_loss = data.figure("map-loss", figures.map_by_loss(data.points))
+    by_cluster = data.figure("map-cluster", figures.map_by_cluster(data.points))
+    clusters = data.points["cluster"].nunique()
+    return (
+        f"<p>{len(data.points):,} samples, {clusters} clusters; each point is a sample placed by "
+        f"its latent vector at layer <code>{escape(str(data.analysis.get('layer')))}</code>.</p>"
+        f'<div class="pair">{by_loss}{by_cluster}</div>'
+    )
+
+
+def _evidence(insight: Insight) -> str:
+    rows = []
+    for e in insight.evidence:
+        counts = ", ".join(f"{k} {v}" for k, v in e.counts.items())
+        rows.append(
+            {
+                "detector": e.detector,
+                "effect": e.effect,
+                "effect measures": e.effect_name,
+                "p": e.p_value,
+                "q (BH)": e.q_value,
+                "n": e.n,
+                "counts": counts,
+            }
+        )
+    return _table(pd.DataFrame(rows), "evidence")
+
+
+def insights(data: ReportData) -> str:
+    """The ranked insights, each with its evidence and a gallery of its hardest samples."""
+    if not data.insights:
+        return "<p>No significant insight: nothing in this run passed the statistical gates.</p>"
+    rows_of = pd.Series(np.arange(len(data.points)), index=data.points["id"].to_numpy())
+    cards = []
+    for rank, insight in enumerate(data.insights[:TOP_INSIGHTS], start=1):
+        population = rows_of.reindex(insight.population).dropna().astype(int).to_numpy()
+        gallery = "".join(
+            _thumbnail(data, row, f"loss {_fmt(data.points['loss'].iloc[row])}")
+            if "loss" in data.points
+            else _thumbnail(data, row, "")
+            for row in tables.hardest(data.points, population, GALLERY)
+        )
+        merged = (
+            f"<p class='merged'>Also found as: {escape('; '.join(insight.merged))}</p>"
+            if insight.merged
+            else ""
+        )
+        cards.append(
+            f'<article class="insight" id="insight-{rank}">'
+            f"<h3>{rank}. {escape(insight.title)}</h3>"
+            f'<p class="meta"><span class="kind">{escape(insight.kind)}</span> '
+            f"{insight.size:,} samples, score {_fmt(insight.score)}, q = {_fmt(insight.q_value)}</p>"
+            f"<p>{escape(insight.description)}</p>"
+            f'<p class="action"><b>Action:</b> {escape(insight.action)}</p>{merged}'
+            f"{_evidence(insight)}"
+            f'<div class="gallery">{gallery}</div></article>'
+        )
+    more = len(data.insights) - TOP_INSIGHTS
+    tail = f"<p>... and {more} more (run.insights lists them all).</p>" if more > 0 else ""
+    return "".join(cards) + tail
+
+
+def samples(data: ReportData) -> str:
+    """Representative samples: the hardest of each subset and the most typical of each cluster."""
+    points = data.points
+    heat = extras.has_explanations(data.run_dir)
+    parts = []
+    for subset in [s["name"] for s in data.manifest["subsets"]]:
+        members = np.flatnonzero((points["subset"] == subset).to_numpy())
+        rows = tables.hardest(points, members, GALLERY)
+        if not rows:
+            continue
+        gallery = "".join(
+            _thumbnail(data, row, f"loss {_fmt(points['loss'].iloc[row])}", heat)
+            if "loss" in points
+            else _thumbnail(data, row, "", heat)
+            for row in rows
+        )
+        parts.append(f'<h3>Hardest in {escape(subset)}</h3><div class="gallery">{gallery}</div>')
+    medoids = tables.cluster_medoids(
+        points[["map_x", "map_y"]].to_numpy(np.float64), points["cluster"].to_numpy()
+    )
+    gallery = "".join(
+        _thumbnail(data, row, f"cluster {points['cluster'].iloc[row]}", heat) for row in medoids
+    )
+    parts.append(f'<h3>Typical of each large cluster</h3><div class="gallery">{gallery}</div>')
+    return "".join(parts)
+
+
+def trends(data: ReportData) -> str:
+    """Mean loss (and accuracy where it exists) against every metadata column, per subset."""
+    subsets = [s["name"] for s in data.manifest["subsets"]]
+    values = [v for v in ("loss", "correct") if v in data.points]
+    charts = []
+    for column in data.manifest["metadata_columns"]:
+        for value in values:
+            trend = tables.trend(data.points, column, value, subsets=subsets)
+            charts.append(data.figure(f"trend-{value}", figures.trend_figure(trend)))
+    if not charts:
+        return "<p>The run has no metadata columns or no loss to chart.</p>"
+    return f'<div class="grid">{"".join(charts)}</div>'
+
+
+def concepts(data: ReportData) -> str:
+    """Each concept table the run holds (neuron concepts, spurious-feature audit), first rows."""
+    parts = []
+    for name, file in extras.concept_tables(data.run_dir).items():
+        frame = pq.read_table(file).to_pandas()
+        shown = frame.head(CONCEPT_ROWS)
+        note = (
+            f" (first {CONCEPT_ROWS} of {len(frame):,} rows)" if len(frame) > CONCEPT_ROWS else ""
+        )
+        parts.append(f"<h3>{escape(name)}{note}</h3>{_table(shown.astype(str), 'concepts')}")
+    return "".join(parts)
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of the report: its anchor, heading, builder and when it applies."""
+
+    key: str
+    title: str
+    build: Callable[[ReportData], str]
+    available: Callable[[ReportData], bool] = lambda data: True
+
+
+SECTIONS = [
+    Section("provenance", "Provenance", provenance),
+    Section("metrics", "Headline metrics", metrics),
+    Section("map", "Latent map", latent_map),
+    Section("insights", "Insights", insights),
+    Section("samples", "Representative samples", samples),
+    Section("trends", "Loss against metadata", trends),
+    Section(
+        "concepts", "Concepts", concepts, lambda data: bool(extras.concept_tables(data.run_dir))
+    ),
+]

@@ -1,0 +1,178 @@
+"""The JSON the API answers with: typed, so that the OpenAPI schema documents every field."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
+
+Row = Annotated[int, Field(ge=0, le=2**40)]
+
+
+class ColumnOut(BaseModel):
+    """A column the map can be coloured by."""
+
+    name: str
+    kind: str = Field(description="'number' (float32 values) or 'category' (uint16 codes)")
+    group: str = Field(description="analysis, outcome, loss, metadata or score")
+    categories: list[str] = Field(description="category labels, in code order")
+    low: float | None = Field(description="2nd percentile of a number column")
+    high: float | None = Field(description="98th percentile of a number column")
+
+
+class RunOut(BaseModel):
+    """What the run holds and how it was analysed."""
+
+    name: str
+    path: str
+    n_samples: int
+    subsets: list[str]
+    task: str
+    layer: str
+    view: str
+    bounds: list[float] = Field(description="map extent: min x, min y, max x, max y")
+    columns: list[ColumnOut]
+    value_columns: list[str] = Field(description="columns averaged in statistics and trends")
+    metadata_columns: list[str]
+    metrics: list[dict[str, Any]] = Field(description="headline figures per subset, then 'all'")
+    insights: int
+    has_renders: bool
+    has_explanations: bool
+    concept_tables: list[str]
+    provenance: dict[str, Any]
+
+
+class SelectionIn(BaseModel):
+    """A population given by the rows (positions in the samples table, 0 to n-1) it holds."""
+
+    rows: list[Row] = Field(description="row positions, as the map and the insights give them")
+
+
+class SubsetMix(BaseModel):
+    subset: str
+    inside: int
+    outside: int
+
+
+class ValueComparison(BaseModel):
+    column: str
+    label: str
+    inside: float | None
+    outside: float | None
+
+
+class EnrichmentOut(BaseModel):
+    column: str
+    text: str
+    p_value: float
+    effect: float | None
+
+
+class SelectionOut(BaseModel):
+    """A selection against the rest of the run."""
+
+    size: int
+    rest: int
+    subsets: list[SubsetMix]
+    values: list[ValueComparison]
+    enriched: list[EnrichmentOut]
+
+
+class EvidenceOut(BaseModel):
+    detector: str
+    effect: float | None
+    effect_name: str
+    p_value: float | None
+    q_value: float | None
+    n: int
+    counts: dict[str, int]
+    details: dict[str, Any]
+
+
+class InsightSummary(BaseModel):
+    """One ranked insight, without its population."""
+
+    index: int
+    kind: str
+    title: str
+    size: int
+    score: float | None
+    q_value: float | None
+    description: str
+    action: str
+
+
+class InsightDetail(InsightSummary):
+    """An insight with its evidence, its population (rows) and a gallery of its samples."""
+
+    evidence: list[EvidenceOut]
+    merged: list[str]
+    rows: list[int]
+    gallery: list[str] = Field(description="ids of the population's highest-loss samples")
+
+
+class NeighbourOut(BaseModel):
+    id: str
+    row: int
+    distance: float
+    loss: float | None
+    target: Any
+
+
+class ExplanationOut(BaseModel):
+    method: str
+    layer: str
+
+
+class SampleOut(BaseModel):
+    """Everything known about one sample."""
+
+    id: str
+    row: int
+    subset: str
+    target: Any
+    prediction: Any
+    confidence: float | None
+    correct: bool | None
+    probabilities: list[float | None] | None
+    values: dict[str, Any] = Field(description="loss, its components, metrics")
+    metadata: dict[str, Any]
+    scores: dict[str, Any] = Field(description="per-sample detector scores")
+    cluster: int | None
+    map: list[float | None]
+    render: str | None = Field(description="'image', 'text', or null when none was stored")
+    text: str | None
+    neighbours: list[NeighbourOut]
+    explanations: list[ExplanationOut]
+
+
+class TrendGroup(BaseModel):
+    subset: str
+    x: list[Any]
+    mean: list[float | None]
+    n: list[int]
+
+
+class TrendOut(BaseModel):
+    """The mean of a value against a metadata column, per subset and for all samples."""
+
+    column: str
+    value: str
+    value_label: str
+    kind: str
+    labels: list[Any]
+    groups: list[TrendGroup]
+
+
+class ConceptTableInfo(BaseModel):
+    name: str
+    rows: int
+    columns: list[str]
+
+
+class ConceptTableOut(BaseModel):
+    name: str
+    total: int
+    offset: int
+    columns: list[str]
+    rows: list[list[Any]]

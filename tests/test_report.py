@@ -1,0 +1,156 @@
+"""The HTML report: one self-contained file that opens without network and shows every section."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from playwright.sync_api import sync_playwright
+from surfaces_helpers import CHROMIUM, CHROMIUM_ARGS, artifact, with_extras
+from typer.testing import CliRunner
+
+from latentsight.cli import app
+from latentsight.errors import LatentsightError, NotRecordedError
+from latentsight.report import tables
+
+SECTIONS = ["provenance", "metrics", "map", "insights", "samples", "trends"]
+
+
+def _open_offline(path, screenshot):
+    """Open a file in headless Chromium with every non-file request blocked; return findings."""
+    blocked, errors = [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+
+        def route(request_route):
+            if request_route.request.url.startswith(("file:", "data:")):
+                request_route.continue_()
+            else:
+                blocked.append(request_route.request.url)
+                request_route.abort()
+
+        context.route("**/*", route)
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(path.as_uri())
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length > 0")
+        page.wait_for_timeout(300)
+        found = {
+            "visible": {key: page.locator(f"section#{key}").is_visible() for key in SECTIONS},
+            "concepts": page.locator("section#concepts").count(),
+            "map_points": page.eval_on_selector_all(
+                "section#map .js-plotly-plot",
+                "els => els.map(e => e.querySelectorAll('path.point').length)",
+            ),
+            "insight_cards": page.locator("article.insight").count(),
+            "images_loaded": page.eval_on_selector_all(
+                "section#samples figure.sample img:not(.heatmap)",
+                "els => els.map(e => e.naturalWidth)",
+            ),
+            "heatmaps": page.eval_on_selector_all(
+                "section#samples img.heatmap", "els => els.map(e => e.naturalWidth)"
+            ),
+            "trend_plots": page.locator("section#trends .js-plotly-plot").count(),
+            "plotly": page.evaluate("typeof window.Plotly"),
+        }
+        page.screenshot(path=str(artifact(screenshot)), full_page=True)
+        browser.close()
+    return found, blocked, errors
+
+
+def test_report_opens_offline_and_shows_every_section(dashboard_run, tmp_path):
+    path = dashboard_run.report(tmp_path / "report.html")
+    html = path.read_text()
+    markup = re.sub(r"<script[^>]*>.*?</script>", "", html, flags=re.S)
+    assert not re.search(r"""(src|href)=["']https?:""", markup), "the report must not link out"
+    found, blocked, errors = _open_offline(path, "report.png")
+    assert blocked == [] and errors == []
+    assert found["plotly"] == "object"
+    assert all(found["visible"].values()), found["visible"]
+    n = len(dashboard_run.samples)
+    assert found["map_points"] == [n, n]  # coloured by loss, and by cluster
+    assert found["insight_cards"] == min(len(dashboard_run.insights), 25)
+    assert found["images_loaded"] and all(width > 0 for width in found["images_loaded"])
+    metadata = dashboard_run.manifest["metadata_columns"]
+    assert found["trend_plots"] == 2 * len(metadata)  # loss and accuracy per column
+    assert found["concepts"] == 0 and found["heatmaps"] == []  # absent data, absent views
+    provenance = dashboard_run.manifest["provenance"]
+    for fact in (
+        provenance["model_fingerprint"],
+        provenance["data_fingerprint"],
+        "latentsight 0.1.0",
+    ):
+        assert fact in html
+
+
+def test_report_shows_concepts_and_heatmaps_when_the_run_has_them(dashboard_run, tmp_path):
+    run = with_extras(dashboard_run, tmp_path / "run")
+    path = run.report(tmp_path / "report.html")
+    found, blocked, errors = _open_offline(path, "report-with-extras.png")
+    assert blocked == [] and errors == []
+    assert found["concepts"] == 1
+    assert found["heatmaps"] and all(width > 0 for width in found["heatmaps"])
+    assert "background == blue" in path.read_text()
+
+
+def test_cli_writes_the_report(dashboard_run, tmp_path):
+    out = tmp_path / "nested" / "r.html"
+    result = CliRunner().invoke(app, ["report", str(dashboard_run.path), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and '<section id="insights">' in out.read_text()
+
+
+def test_report_refuses_a_directory_and_an_unanalysed_run(
+    dashboard_run, shapes_like_unanalysed, tmp_path
+):
+    with pytest.raises(LatentsightError, match=r"is a directory"):
+        dashboard_run.report(tmp_path)
+    with pytest.raises(NotRecordedError, match=r"not been analysed"):
+        shapes_like_unanalysed.report(tmp_path / "r.html")
+
+
+@pytest.fixture
+def shapes_like_unanalysed(dashboard_run, tmp_path):
+    import shutil
+
+    import latentsight as ls
+
+    shutil.copytree(
+        dashboard_run.path, tmp_path / "bare", ignore=shutil.ignore_patterns("analysis")
+    )
+    return ls.open_run(tmp_path / "bare")
+
+
+def test_headline_metrics_match_pandas(dashboard_run):
+    samples = dashboard_run.samples
+    table = tables.headline_metrics(samples, ["train", "val"]).set_index("subset")
+    expected = samples.groupby("subset").agg(samples=("id", "size"), loss=("loss", "mean"))
+    accuracy = samples.groupby("subset")["correct"].mean()
+    for subset in ("train", "val"):
+        assert table.loc[subset, "samples"] == expected.loc[subset, "samples"]
+        assert table.loc[subset, "loss"] == pytest.approx(expected.loc[subset, "loss"])
+        assert table.loc[subset, "accuracy"] == pytest.approx(accuracy[subset])
+    assert table.loc["all", "loss"] == pytest.approx(samples["loss"].mean())
+
+
+def test_trend_matches_a_direct_computation():
+    samples = pd.DataFrame(
+        {
+            "subset": ["a"] * 4 + ["b"] * 4,
+            "colour": ["red", "red", "blue", "blue", "red", "blue", "blue", "blue"],
+            "size": [1.0, 2.0, 3.0, 4.0, 1.0, 2.0, 3.0, 4.0],
+            "loss": [1.0, 3.0, 5.0, 7.0, 2.0, 4.0, 6.0, 8.0],
+        }
+    )
+    colour = tables.trend(samples, "colour", "loss", subsets=["a", "b"])
+    assert colour["labels"] == ["blue", "red"]  # most common first
+    by_subset = {g["subset"]: g for g in colour["groups"]}
+    assert by_subset["a"]["mean"] == [6.0, 2.0] and by_subset["a"]["n"] == [2, 2]
+    assert by_subset["b"]["mean"] == [6.0, 2.0] and by_subset["b"]["n"] == [3, 1]
+    size = tables.trend(samples, "size", "loss", bins=2, subsets=["a", "b"])
+    a = next(g for g in size["groups"] if g["subset"] == "a")
+    assert a["mean"] == [2.0, 6.0] and a["x"] == [1.5, 3.5]
+    assert np.isclose(next(g for g in size["groups"] if g["subset"] == "all")["mean"][1], 6.5)

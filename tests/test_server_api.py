@@ -1,0 +1,240 @@
+"""The dashboard's JSON API on a real uvicorn server on loopback: every endpoint, bad input, token."""
+
+from __future__ import annotations
+
+import io
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.neighbors import NearestNeighbors
+from surfaces_helpers import with_extras
+from typer.testing import CliRunner
+
+from latentsight.cli import app as cli
+from latentsight.errors import LatentsightError
+from latentsight.insights.describe import enriched_metadata
+from latentsight.server import RunState, background, create_app
+from latentsight.server.security import check_binding
+
+
+@pytest.fixture(scope="module")
+def run(dashboard_run, tmp_path_factory):
+    return with_extras(dashboard_run, tmp_path_factory.mktemp("api") / "run")
+
+
+@pytest.fixture(scope="module")
+def client(run):
+    with background(create_app(run)) as url, httpx.Client(base_url=url, timeout=30) as http:
+        yield http
+
+
+def test_run_info(client, run):
+    info = client.get("/api/run").json()
+    assert info["n_samples"] == len(run.samples)
+    assert info["subsets"] == ["train", "val"]
+    assert info["layer"] == run.analysis_info["layer"]
+    names = {c["name"]: c for c in info["columns"]}
+    assert {"loss", "subset", "cluster", "correct", *run.manifest["metadata_columns"]} <= set(names)
+    assert names["subset"]["kind"] == "category" and names["loss"]["kind"] == "number"
+    assert info["has_explanations"] is True and info["concept_tables"] == ["neurons_features.2"]
+    val = next(m for m in info["metrics"] if m["subset"] == "val")
+    assert val["loss"] == pytest.approx(run.samples.query("subset == 'val'")["loss"].mean())
+
+
+def test_map_and_columns_are_binary_arrays_in_row_order(client, run):
+    n = len(run.samples)
+    raw = np.frombuffer(client.get("/api/map").content, dtype="<f4")
+    assert raw.shape == (2 * n,)
+    assert np.allclose(raw[:n], run.map["x"]) and np.allclose(raw[n:], run.map["y"])
+    loss = np.frombuffer(client.get("/api/columns/loss").content, dtype="<f4")
+    assert np.allclose(loss, run.samples["loss"])
+    response = client.get("/api/columns/subset")
+    assert response.headers["x-kind"] == "category"
+    categories = next(c for c in client.get("/api/run").json()["columns"] if c["name"] == "subset")
+    codes = np.frombuffer(response.content, dtype="<u2")
+    decoded = np.array(categories["categories"])[codes]
+    assert (decoded == run.samples["subset"].to_numpy()).all()
+    metadata_x = np.frombuffer(client.get("/api/columns/x").content, dtype="<f4")
+    assert np.allclose(metadata_x, run.samples["x"])  # metadata x is not the map's x
+
+
+def test_selection_statistics_match_pandas_and_the_insight_describer(client, run):
+    samples = run.samples
+    rng = np.random.default_rng(0)
+    blue = (samples["background"] == "blue").to_numpy()
+    for mask in (blue, rng.random(len(samples)) < 0.2, (samples["size"] < 6).to_numpy()):
+        rows = np.flatnonzero(mask).tolist()
+        stats = client.post("/api/selection", json={"rows": rows}).json()
+        assert stats["size"] == mask.sum() and stats["rest"] == (~mask).sum()
+        loss = next(v for v in stats["values"] if v["column"] == "loss")
+        assert loss["inside"] == pytest.approx(samples["loss"][mask].mean())
+        assert loss["outside"] == pytest.approx(samples["loss"][~mask].mean())
+        mix = {m["subset"]: m["inside"] for m in stats["subsets"]}
+        assert mix == samples["subset"][mask].value_counts().to_dict()
+        expected = enriched_metadata(samples, run.manifest["metadata_columns"], mask)
+        assert [e["text"] for e in stats["enriched"]] == [e.text for e in expected]
+        assert [e["p_value"] for e in stats["enriched"]] == pytest.approx(
+            [e.p_value for e in expected], rel=1e-9, abs=1e-300
+        )
+    blue_stats = client.post("/api/selection", json={"rows": np.flatnonzero(blue).tolist()}).json()
+    assert blue_stats["enriched"][0]["text"].startswith("background = blue: 100%")
+
+
+def test_insights_list_and_detail(client, run):
+    listed = client.get("/api/insights").json()
+    assert [i["title"] for i in listed] == [i.title for i in run.insights]
+    detail = client.get("/api/insights/0").json()
+    ids = run.samples["id"].to_numpy()
+    assert sorted(ids[detail["rows"]]) == sorted(run.insights[0].population)
+    assert detail["evidence"][0]["detector"] == run.insights[0].evidence[0].detector
+    population = run.samples[run.samples["id"].isin(run.insights[0].population)]
+    hardest = population.sort_values("loss", ascending=False)["id"].head(len(detail["gallery"]))
+    assert detail["gallery"] == hardest.tolist()
+
+
+def test_sample_record_neighbours_and_image(client, run):
+    samples = run.samples
+    row = 5
+    sample_id = samples["id"].iloc[row]
+    by_id = client.get("/api/sample", params={"id": sample_id}).json()
+    assert by_id == client.get("/api/sample", params={"row": row}).json()
+    record = samples.iloc[row]
+    assert by_id["target"] == record["target"] and by_id["prediction"] == record["prediction"]
+    assert by_id["probabilities"] == pytest.approx(list(record["probabilities"]))
+    assert by_id["values"]["loss"] == pytest.approx(record["loss"])
+    assert by_id["metadata"]["background"] == record["background"]
+    assert by_id["map"] == pytest.approx([run.map["x"].iloc[row], run.map["y"].iloc[row]])
+    latents = np.asarray(run.latent(run.analysis_info["layer"], run.analysis_info["view"]))
+    _, nearest = NearestNeighbors(n_neighbors=9).fit(latents).kneighbors(latents[row : row + 1])
+    expected = [samples["id"].iloc[i] for i in nearest[0] if i != row][:8]
+    assert [n["id"] for n in by_id["neighbours"]] == expected
+    assert by_id["explanations"] == [{"method": "gradcam", "layer": "features.2"}]
+    image = client.get("/api/sample/image", params={"id": sample_id})
+    assert image.headers["content-type"] == "image/png"
+    served = np.asarray(Image.open(io.BytesIO(image.content)))
+    assert (served == np.asarray(run.render(sample_id))).all()
+    heat = client.get(
+        "/api/sample/heatmap", params={"id": sample_id, "method": "gradcam", "layer": "features.2"}
+    )
+    assert heat.status_code == 200 and Image.open(io.BytesIO(heat.content)).size == (32, 32)
+
+
+def test_trends_and_concepts(client, run):
+    samples = run.samples
+    trend = client.get("/api/trends", params={"column": "background", "value": "loss"}).json()
+    val = next(g for g in trend["groups"] if g["subset"] == "val")
+    expected = samples[samples["subset"] == "val"].groupby("background")["loss"].mean()
+    assert val["mean"] == pytest.approx([expected[label] for label in trend["labels"]])
+    numeric = client.get("/api/trends", params={"column": "size", "value": "correct", "bins": 4})
+    assert len(numeric.json()["labels"]) == 4
+    tables = client.get("/api/concepts").json()
+    assert tables == [
+        {"name": "neurons_features.2", "rows": 3, "columns": ["neuron", "formula", "auc"]}
+    ]
+    page = client.get("/api/concepts/neurons_features.2", params={"limit": 2}).json()
+    assert page["total"] == 3 and page["rows"][0][1] == "background == blue"
+
+
+def test_page_static_files_and_schema(client):
+    assert '<canvas id="map">' in client.get("/").text
+    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/vendor/plotly.min.js").text.startswith("/**")
+    paths = set(client.get("/openapi.json").json()["paths"])
+    assert {
+        "/api/run",
+        "/api/map",
+        "/api/columns/{name}",
+        "/api/selection",
+        "/api/insights",
+        "/api/insights/{index}",
+        "/api/sample",
+        "/api/sample/image",
+        "/api/sample/heatmap",
+        "/api/trends",
+        "/api/concepts",
+        "/api/concepts/{name}",
+    } <= paths
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status"),
+    [
+        ("GET", "/api/sample", {"params": {"id": "train/999999"}}, 404),
+        ("GET", "/api/sample", {"params": {"id": "../manifest.json"}}, 404),
+        ("GET", "/api/sample", {"params": {"row": -1}}, 422),
+        ("GET", "/api/sample", {"params": {"row": "abc"}}, 422),
+        ("GET", "/api/sample", {"params": {"row": 10**9}}, 404),
+        ("GET", "/api/sample", {}, 422),
+        ("GET", "/api/sample", {"params": {"id": "train/0", "row": 0}}, 422),
+        ("GET", "/api/sample/image", {"params": {"id": "/etc/passwd"}}, 404),
+        (
+            "GET",
+            "/api/sample/heatmap",
+            {"params": {"id": "train/0", "method": "../../..", "layer": "manifest.json"}},
+            404,
+        ),
+        (
+            "GET",
+            "/api/sample/heatmap",
+            {"params": {"id": "train/0", "method": "gradcam", "layer": "../../latents"}},
+            404,
+        ),
+        ("GET", "/api/columns/..%2F..%2Fmanifest.json", {}, 404),
+        ("GET", "/api/columns/nope", {}, 404),
+        ("GET", "/api/concepts/..%2Fsamples", {}, 404),
+        ("GET", "/api/concepts/neurons_features.2", {"params": {"limit": 0}}, 422),
+        ("GET", "/api/concepts/neurons_features.2", {"params": {"offset": -3}}, 422),
+        ("GET", "/static/../manifest.json", {}, 404),
+        ("GET", "/static/%2e%2e/%2e%2e/manifest.json", {}, 404),
+        ("GET", "/static/..%2F..%2F..%2Fstore%2Frun.py", {}, 404),
+        ("GET", "/api/insights/abc", {}, 422),
+        ("GET", "/api/insights/99999", {}, 404),
+        ("GET", "/api/insights/-1", {}, 404),
+        ("GET", "/api/trends", {"params": {"column": "nope"}}, 404),
+        ("GET", "/api/trends", {"params": {"column": "size", "value": "nope"}}, 404),
+        ("GET", "/api/trends", {"params": {"column": "size", "bins": 1}}, 422),
+        ("GET", "/api/trends", {"params": {"column": "size", "bins": "many"}}, 422),
+        ("POST", "/api/selection", {"json": {"rows": [0, 10**12]}}, 422),
+        ("POST", "/api/selection", {"json": {"rows": [-1]}}, 422),
+        ("POST", "/api/selection", {"json": {"rows": "all"}}, 422),
+        ("POST", "/api/selection", {"content": b"not json"}, 422),
+        ("POST", "/api/selection", {"json": {}}, 422),
+        ("POST", "/api/run", {}, 405),
+        ("DELETE", "/api/sample", {"params": {"id": "train/0"}}, 405),
+    ],
+)
+def test_bad_requests_get_a_clear_4xx(client, method, path, kwargs, status):
+    response = client.request(method, path, **kwargs)
+    assert response.status_code == status, response.text
+    if response.headers.get("content-type") == "application/json":
+        assert response.json()["detail"]
+
+
+def test_a_foreign_host_header_is_refused_on_loopback(client):
+    response = client.get("/api/run", headers={"Host": "attacker.example:8765"})
+    assert response.status_code == 400 and "localhost only" in response.json()["detail"]
+
+
+def test_the_token_is_enforced_beyond_loopback(run):
+    with pytest.raises(LatentsightError, match=r"--token"):
+        check_binding("0.0.0.0", None)
+    state = RunState(run)
+    app = create_app(state, token="s3cret")
+    with background(app, host="0.0.0.0") as url, httpx.Client(base_url=url) as http:
+        for path in ("/", "/api/run", "/api/map", "/static/app.js", "/openapi.json"):
+            assert http.get(path).status_code == 401
+        assert http.get("/api/run", params={"token": "wrong"}).status_code == 401
+        assert http.get("/api/run", headers={"X-Latentsight-Token": "s3cret"}).status_code == 200
+        assert http.get("/api/run", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert http.get("/api/map", params={"token": "s3cret"}).status_code == 200
+        page = http.get("/", params={"token": "s3cret"})
+        assert page.status_code == 200 and "latentsight_token" in page.headers["set-cookie"]
+        assert http.get("/static/app.js").status_code == 200  # the page's cookie now
+        assert http.get("/api/run", headers={"Host": "elsewhere:1"}).status_code == 200
+
+
+def test_cli_serve_refuses_a_public_address_without_token(run):
+    result = CliRunner().invoke(cli, ["serve", str(run.path), "--host", "0.0.0.0"])
+    assert result.exit_code == 2 and "--token" in result.output
