@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--baseline-limit", type=float, default=600.0, help="seconds")
     args = parser.parse_args()
     sizes = args.sizes or ([5_000, 10_000] if args.quick else [10_000, 30_000, 100_000])
-    console = Console()
+    console = Console(width=120)
     table = Table(title=f"Analysis stage time, {DIM}-dimensional latents (2 CPU cores)")
     for column in (
         "samples",

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import shutil
 from pathlib import Path
-from urllib.parse import quote
-
-import numpy as np
-import pandas as pd
-from PIL import Image
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -23,6 +17,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+GRADCAM_LAYER = "features.2"
+CONCEPT_LAYER = "classifier.3:input"
+CLASS_NAMES = ["circle", "square", "triangle", "cross"]
 
 
 def artifact(name: str) -> Path:
@@ -32,29 +29,13 @@ def artifact(name: str) -> Path:
 
 
 def with_extras(run, destination: Path):
-    """A copy of ``run`` holding an explanation overlay for every sample and a concept table."""
+    """A copy of ``run`` (with its model attached) holding what the explain and concepts packages
+    store: Grad-CAM at features.2 of every sample, computed by ``run.explain`` into the run's
+    cache, and the INVERT labels of the linear head's input with their audit."""
     import latentsight as ls
 
     shutil.copytree(run.path, destination)
-    folder = destination / "explanations" / "gradcam" / "features.2"
-    folder.mkdir(parents=True)
-    for sample_id in run.samples["id"]:
-        picture = run.render(sample_id).convert("RGB").resize((32, 32))
-        ramp = np.linspace(0, 255, 32, dtype=np.uint8)
-        heat = np.stack(
-            [np.tile(ramp, (32, 1)), np.zeros((32, 32), np.uint8), np.tile(ramp[::-1], (32, 1))], -1
-        )
-        overlay = Image.blend(picture, Image.fromarray(heat), 0.5)
-        buffer = io.BytesIO()
-        overlay.save(buffer, format="PNG")
-        (folder / (quote(sample_id, safe="") + ".png")).write_bytes(buffer.getvalue())
-    concepts = destination / "concepts"
-    concepts.mkdir()
-    pd.DataFrame(
-        {
-            "neuron": [0, 1, 2],
-            "formula": ["background == blue", "size high", "NOT clutter"],
-            "auc": [0.91, 0.8, 0.7],
-        }
-    ).to_parquet(concepts / "neurons_features.2.parquet")
-    return ls.open_run(destination)
+    copy = ls.open_run(destination, project=run.project)
+    copy.explain(list(copy.samples["id"]), method="gradcam", layer=GRADCAM_LAYER)
+    copy.concepts(CONCEPT_LAYER, class_names=CLASS_NAMES).audit()
+    return copy

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,13 @@ from typer.testing import CliRunner
 
 import latentsight as ls
 from latentsight.cli import app
-from latentsight.concepts import ConceptsError, build_vocabulary, label_activations
+from latentsight.concepts import (
+    ConceptsError,
+    ConceptSettings,
+    build_vocabulary,
+    label_activations,
+)
+from latentsight.concepts.store import read_table, stored_tables
 from latentsight.insights.base import Evidence, Insight
 
 
@@ -62,12 +69,16 @@ def test_labels_of_the_demo_run(shapes_run):
     assert list(concepts.depth.columns) == ["features.2", "classifier.3:input"]
 
 
-def test_cli_prints_the_labels(shapes_run):
+def test_cli_prints_and_stores_the_labels(shapes_run):
+    shutil.rmtree(shapes_run.path / "concepts", ignore_errors=True)  # from earlier tests
     result = CliRunner().invoke(
         app, ["concepts", str(shapes_run.path), "--layer", "classifier.3:input", "--top", "5"]
     )
     assert result.exit_code == 0, result.output
     assert "significant concept" in result.output and "Layers" in result.output
+    assert "Stored in" in result.output
+    stored = {t.name: t for t in stored_tables(shapes_run.path)}
+    assert len(read_table(stored["neurons.classifier.3@input"])) == 32
     missing = CliRunner().invoke(app, ["concepts", str(shapes_run.path), "--layer", "nope"])
     assert missing.exit_code == 2 and "was not recorded" in missing.output
 
@@ -130,3 +141,43 @@ def test_a_projected_mean_view_is_refused(tmp_path):
     with pytest.raises(ConceptsError, match=r"No subset 'val'"):
         run.concepts("features.0", subset="val")
     assert len(run.concepts("features.0").table) == 8  # 8 channels, kept as they are
+
+
+def test_concepts_and_their_audit_are_stored_in_the_run(tmp_path, data, metadata):
+    project = ls.Project(
+        model=TinyCNN(),
+        data=data,
+        loss=ls.losses.cross_entropy,
+        metadata=metadata,
+        layers=["features.2", "fc:input"],
+    )
+    run = ls.analyze(project, tmp_path / "run", progress=False, insights=False)
+    run.concepts("features.2", save=False)
+    result = CliRunner().invoke(app, ["concepts", str(run.path), "--no-save"])
+    assert result.exit_code == 0, result.output
+    assert stored_tables(run.path) == []  # kept in memory only
+    concepts = run.concepts(
+        ["features.2", "fc:input"], subset="train", settings=ConceptSettings(beam=3)
+    )
+    stored = stored_tables(run.path)
+    assert [t.name for t in stored] == ["neurons.fc@input", "neurons.features.2"]
+    for table in stored:
+        layer = table.info["layer"]
+        assert table.title == f"Neuron concepts at {layer}"
+        assert table.info["subset"] == "train" and table.info["settings"]["beam"] == 3
+        expected = concepts.table[concepts.table["layer"] == layer].reset_index(drop=True)
+        frame = read_table(table)
+        assert "explanation" not in frame  # formula objects are kept as their text
+        for column in ("neuron", "formula", "significant", "length", "tested"):
+            assert frame[column].tolist() == expected[column].tolist()
+        for column in ("auc", "p_value", "q_value", "fraction"):
+            assert np.allclose(frame[column], expected[column], equal_nan=True)
+        assert [list(r) for r in frame["runner_ups"]] == expected["runner_ups"].tolist()
+    audit = concepts.audit(layer="fc:input")  # the run's attached model
+    (audited,) = [t for t in stored_tables(run.path) if t.name == "audit"]
+    assert audited.title == "Spurious-feature audit at fc:input"
+    frame = read_table(audited)
+    assert frame[["class", "neuron", "formula"]].values.tolist() == (
+        audit.table[["class", "neuron", "formula"]].values.tolist()
+    )
+    assert np.allclose(frame["share"], audit.table["share"])

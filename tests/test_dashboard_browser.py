@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 from playwright.sync_api import sync_playwright
-from surfaces_helpers import CHROMIUM, CHROMIUM_ARGS, artifact, with_extras
+from surfaces_helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    CONCEPT_LAYER,
+    GRADCAM_LAYER,
+    artifact,
+    with_extras,
+)
 
 from latentsight.server import background, create_app
 
@@ -143,7 +150,35 @@ def test_the_sample_view_shows_image_heatmap_and_neighbours(page, run):
     view = page.inner_text("#sample-view")
     assert str(record["background"]) in view and "Nearest in latent space" in view
     assert page.locator("#neighbours img").count() == 8
+    assert page.input_value("#heatmap-choice") == "0"
+    assert page.inner_text("#heatmap-choice") == f"gradcam @ {GRADCAM_LAYER} (predicted)"
     page.locator("#sample-panel").screenshot(path=str(artifact("dashboard-sample.png")))
+
+
+def test_the_sample_view_computes_grad_cam_at_a_chosen_layer(page, run):
+    sample_id = run.samples["id"].iloc[11]
+    page.evaluate(f"showSample({sample_id!r})")
+    page.wait_for_function(f"window.latentsight.sample?.id === {sample_id!r}")
+    page.wait_for_selector("#explain-button")
+    before = page.get_attribute("#sample-heatmap", "src")
+    page.select_option("#explain-method", "gradcam")
+    page.select_option("#explain-layer", "features.0.0")
+    page.select_option("#explain-target", "label")
+    page.click("#explain-button")
+    page.wait_for_function("window.latentsight.explained?.layer === 'features.0.0'")
+    page.wait_for_function(
+        "document.querySelector('#sample-heatmap').complete && "
+        "document.querySelector('#sample-heatmap').naturalWidth > 0"
+    )
+    after = page.get_attribute("#sample-heatmap", "src")
+    assert after != before and "layer=features.0.0" in after and "target=label" in after
+    assert page.locator("#heatmap-choice option").count() == 2
+    assert "computed and kept in the run" in page.inner_text("#explain-note")
+    stored = run.explain(sample_id, method="gradcam", layer="features.0.0", target="label")
+    assert stored.classes[0] == run.samples["target"].iloc[11]  # read from the run's cache
+    page.select_option("#explain-method", "saliency")
+    assert page.is_disabled("#explain-layer")  # an input method takes no layer
+    page.locator("#sample-panel").screenshot(path=str(artifact("dashboard-explain.png")))
 
 
 def test_dashboards_and_concepts_tabs(page, run):
@@ -154,6 +189,11 @@ def test_dashboards_and_concepts_tabs(page, run):
     page.screenshot(path=str(artifact("dashboard-trends.png")))
     assert page.is_visible("#concepts-button")
     page.click("#concepts-button")
-    page.wait_for_selector("table.concepts")
-    assert "background == blue" in page.inner_text("#concept-tables")
+    page.wait_for_function(
+        "document.querySelectorAll('table.concepts').length >= 2", timeout=30_000
+    )  # the neuron table and the audit arrive one after the other
+    shown = page.inner_text("#concept-tables")
+    assert f"Neuron concepts at {CONCEPT_LAYER}" in shown and "Spurious-feature audit" in shown
+    assert "background == blue" in shown  # the planted shortcut among circle's drivers
+    assert page.locator("table.concepts").count() == 2
     page.click("[data-tab=map-tab]")

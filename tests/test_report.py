@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import re
 
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 from playwright.sync_api import sync_playwright
-from surfaces_helpers import CHROMIUM, CHROMIUM_ARGS, artifact, with_extras
+from surfaces_helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    CONCEPT_LAYER,
+    GRADCAM_LAYER,
+    artifact,
+    with_extras,
+)
 from typer.testing import CliRunner
 
 from latentsight.cli import app
 from latentsight.errors import LatentsightError, NotRecordedError
+from latentsight.explain.overlay import overlay
 from latentsight.report import tables
 
 SECTIONS = ["provenance", "metrics", "map", "insights", "samples", "trends"]
@@ -93,7 +104,31 @@ def test_report_shows_concepts_and_heatmaps_when_the_run_has_them(dashboard_run,
     assert blocked == [] and errors == []
     assert found["concepts"] == 1
     assert found["heatmaps"] and all(width > 0 for width in found["heatmaps"])
-    assert "background == blue" in path.read_text()
+    html = path.read_text()
+    assert f"Neuron concepts at {CONCEPT_LAYER}" in html
+    assert f"Spurious-feature audit at {CONCEPT_LAYER}" in html
+    assert "background == blue" in html  # the demo's planted shortcut, among circle's drivers
+    labels = run.concepts(CONCEPT_LAYER, save=False).table  # computed again, not read back
+    significant = int(labels["significant"].sum())
+    assert f"{significant} of {len(labels)} neurons have a significant concept" in html
+    _assert_heatmaps_are_the_cached_maps(run, html)
+
+
+def _assert_heatmaps_are_the_cached_maps(run, html):
+    """Each heatmap of the report is the run's cached Grad-CAM map of its own sample, drawn over
+    its render: a recomputation (cache off) drawn the same way gives the same pixels."""
+    pattern = r'<img alt="([^"]+)" src="data:image/png;base64,[^"]+"><img class="heatmap" '
+    pattern += r'title="([^"]+)" alt="heatmap" src="data:image/png;base64,([^"]+)">'
+    shown = re.findall(pattern, html)
+    assert shown
+    for sample_id, title, encoded in shown[:3]:
+        assert title == f"gradcam @ {GRADCAM_LAYER} (predicted)"
+        fresh = run.explain(sample_id, method="gradcam", layer=GRADCAM_LAYER, cache=False)
+        expected = overlay(np.asarray(run.render(sample_id).convert("RGB")), fresh.maps[0])
+        drawn = Image.open(io.BytesIO(base64.b64decode(encoded)))
+        assert drawn.size == expected.size
+        difference = np.abs(np.asarray(drawn, np.int16) - np.asarray(expected, np.int16))
+        assert difference.max() <= 2  # float round-off of a recomputed map
 
 
 def test_cli_writes_the_report(dashboard_run, tmp_path):

@@ -9,14 +9,18 @@ import numpy as np
 import pytest
 from PIL import Image
 from sklearn.neighbors import NearestNeighbors
-from surfaces_helpers import with_extras
+from surfaces_helpers import CLASS_NAMES, CONCEPT_LAYER, GRADCAM_LAYER, with_extras
 from typer.testing import CliRunner
 
+import latentsight as ls
 from latentsight.cli import app as cli
 from latentsight.errors import LatentsightError
+from latentsight.explain.overlay import overlay
 from latentsight.insights.describe import enriched_metadata
 from latentsight.server import RunState, background, create_app
 from latentsight.server.security import check_binding
+
+NEURONS = "neurons.classifier.3@input"
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +42,8 @@ def test_run_info(client, run):
     names = {c["name"]: c for c in info["columns"]}
     assert {"loss", "subset", "cluster", "correct", *run.manifest["metadata_columns"]} <= set(names)
     assert names["subset"]["kind"] == "category" and names["loss"]["kind"] == "number"
-    assert info["has_explanations"] is True and info["concept_tables"] == ["neurons_features.2"]
+    assert info["has_explanations"] is True
+    assert info["concept_tables"] == [NEURONS, "audit"]
     val = next(m for m in info["metrics"] if m["subset"] == "val")
     assert val["loss"] == pytest.approx(run.samples.query("subset == 'val'")["loss"].mean())
 
@@ -110,15 +115,22 @@ def test_sample_record_neighbours_and_image(client, run):
     _, nearest = NearestNeighbors(n_neighbors=9).fit(latents).kneighbors(latents[row : row + 1])
     expected = [samples["id"].iloc[i] for i in nearest[0] if i != row][:8]
     assert [n["id"] for n in by_id["neighbours"]] == expected
-    assert by_id["explanations"] == [{"method": "gradcam", "layer": "features.2"}]
+    assert by_id["explanations"] == [
+        {"method": "gradcam", "layer": GRADCAM_LAYER, "target": "predicted"}
+    ]
     image = client.get("/api/sample/image", params={"id": sample_id})
     assert image.headers["content-type"] == "image/png"
     served = np.asarray(Image.open(io.BytesIO(image.content)))
     assert (served == np.asarray(run.render(sample_id))).all()
     heat = client.get(
-        "/api/sample/heatmap", params={"id": sample_id, "method": "gradcam", "layer": "features.2"}
+        "/api/sample/heatmap", params={"id": sample_id, "method": "gradcam", "layer": GRADCAM_LAYER}
     )
-    assert heat.status_code == 200 and Image.open(io.BytesIO(heat.content)).size == (32, 32)
+    assert heat.status_code == 200 and heat.headers["content-type"] == "image/png"
+    fresh = run.explain(sample_id, method="gradcam", layer=GRADCAM_LAYER, cache=False)
+    expected = overlay(np.asarray(run.render(sample_id).convert("RGB")), fresh.maps[0])
+    drawn = np.asarray(Image.open(io.BytesIO(heat.content)), np.int16)
+    assert drawn.shape == np.asarray(expected).shape
+    assert np.abs(drawn - np.asarray(expected, np.int16)).max() <= 2
 
 
 def test_trends_and_concepts(client, run):
@@ -129,12 +141,24 @@ def test_trends_and_concepts(client, run):
     assert val["mean"] == pytest.approx([expected[label] for label in trend["labels"]])
     numeric = client.get("/api/trends", params={"column": "size", "value": "correct", "bins": 4})
     assert len(numeric.json()["labels"]) == 4
-    tables = client.get("/api/concepts").json()
-    assert tables == [
-        {"name": "neurons_features.2", "rows": 3, "columns": ["neuron", "formula", "auc"]}
-    ]
-    page = client.get("/api/concepts/neurons_features.2", params={"limit": 2}).json()
-    assert page["total"] == 3 and page["rows"][0][1] == "background == blue"
+    tables = {t["name"]: t for t in client.get("/api/concepts").json()}
+    assert list(tables) == [NEURONS, "audit"]
+    assert tables[NEURONS]["title"] == f"Neuron concepts at {CONCEPT_LAYER}"
+    assert tables[NEURONS]["rows"] == 32  # the head's 32 inputs
+    assert {"neuron", "formula", "auc", "q_value", "significant"} <= set(tables[NEURONS]["columns"])
+    # computed again in memory, to compare with what the run stored and the server reads
+    labels = run.concepts(CONCEPT_LAYER, class_names=CLASS_NAMES, save=False).table
+    page = client.get(f"/api/concepts/{NEURONS}", params={"limit": 100}).json()
+    assert page["total"] == 32
+    served = dict(zip(page["columns"], zip(*page["rows"], strict=True), strict=True))
+    assert list(served["formula"]) == labels["formula"].tolist()
+    assert [float(a) for a in served["auc"] if a != "nan"] == pytest.approx(
+        labels["auc"].dropna().tolist(), rel=1e-3
+    )
+    audit = client.get("/api/concepts/audit", params={"limit": 100}).json()
+    audited = dict(zip(audit["columns"], zip(*audit["rows"], strict=True), strict=True))
+    circle = [f for c, f in zip(audited["class"], audited["formula"], strict=True) if c == "circle"]
+    assert any("background == blue" in formula for formula in circle)  # the planted shortcut
 
 
 def test_page_static_files_and_schema(client):
@@ -152,6 +176,7 @@ def test_page_static_files_and_schema(client):
         "/api/sample",
         "/api/sample/image",
         "/api/sample/heatmap",
+        "/api/explain",
         "/api/trends",
         "/api/concepts",
         "/api/concepts/{name}",
@@ -184,8 +209,31 @@ def test_page_static_files_and_schema(client):
         ("GET", "/api/columns/..%2F..%2Fmanifest.json", {}, 404),
         ("GET", "/api/columns/nope", {}, 404),
         ("GET", "/api/concepts/..%2Fsamples", {}, 404),
-        ("GET", "/api/concepts/neurons_features.2", {"params": {"limit": 0}}, 422),
-        ("GET", "/api/concepts/neurons_features.2", {"params": {"offset": -3}}, 422),
+        ("GET", f"/api/concepts/{NEURONS}", {"params": {"limit": 0}}, 422),
+        ("GET", f"/api/concepts/{NEURONS}", {"params": {"offset": -3}}, 422),
+        ("GET", "/api/concepts/neurons.features.2", {}, 404),
+        ("POST", "/api/explain", {"json": {"id": "train/0", "method": "nope"}}, 422),
+        (
+            "POST",
+            "/api/explain",
+            {"json": {"id": "train/0", "method": "gradcam", "layer": "../../latents"}},
+            422,
+        ),
+        (
+            "POST",
+            "/api/explain",
+            {"json": {"id": "train/0", "method": "saliency", "layer": "features.0.0"}},
+            422,
+        ),
+        ("POST", "/api/explain", {"json": {"id": "train/0", "target": "best"}}, 422),
+        (
+            "POST",
+            "/api/explain",
+            {"json": {"id": "train/0", "method": "gradcam", "target": 7}},
+            422,
+        ),
+        ("POST", "/api/explain", {"json": {"id": "../manifest.json", "method": "gradcam"}}, 404),
+        ("POST", "/api/explain", {"json": {"method": "gradcam"}}, 422),
         ("GET", "/static/../manifest.json", {}, 404),
         ("GET", "/static/%2e%2e/%2e%2e/manifest.json", {}, 404),
         ("GET", "/static/..%2F..%2F..%2Fstore%2Frun.py", {}, 404),
@@ -238,3 +286,66 @@ def test_the_token_is_enforced_beyond_loopback(run):
 def test_cli_serve_refuses_a_public_address_without_token(run):
     result = CliRunner().invoke(cli, ["serve", str(run.path), "--host", "0.0.0.0"])
     assert result.exit_code == 2 and "--token" in result.output
+
+
+def test_explanations_are_computed_on_demand_and_cached_in_the_run(client, run):
+    options = client.get("/api/explain").json()
+    assert options["available"] is True
+    assert options["layers"] == ["features.0.0", "features.1.0", "features.2.0"]
+    assert {"gradcam", "layercam", "integrated_gradients"} <= set(options["methods"])
+    assert options["layered"] == ["gradcam", "layercam"] and options["targets"] == [
+        "predicted",
+        "label",
+    ]
+    sample_id = run.samples["id"].iloc[7]
+    asked = {"id": sample_id, "method": "gradcam", "layer": "features.1.0", "target": "label"}
+    made = client.post("/api/explain", json=asked)
+    assert made.status_code == 200, made.text
+    assert made.json() == {"method": "gradcam", "layer": "features.1.0", "target": "label"}
+    listed = client.get("/api/sample", params={"id": sample_id}).json()["explanations"]
+    assert {"method": "gradcam", "layer": "features.1.0", "target": "label"} in listed
+    cached = run.explain(sample_id, method="gradcam", layer="features.1.0", target="label")
+    fresh = run.explain(
+        sample_id, method="gradcam", layer="features.1.0", target="label", cache=False
+    )
+    assert np.allclose(cached.maps, fresh.maps, atol=1e-6)  # what the server stored is right
+    assert cached.classes[0] == run.samples["target"].iloc[7]
+    heat = client.get(
+        "/api/sample/heatmap",
+        params={"id": sample_id, "method": "gradcam", "layer": "features.1.0", "target": "label"},
+    )
+    assert heat.status_code == 200
+    expected = overlay(np.asarray(run.render(sample_id).convert("RGB")), fresh.maps[0])
+    drawn = np.asarray(Image.open(io.BytesIO(heat.content)), np.int16)
+    assert np.abs(drawn - np.asarray(expected, np.int16)).max() <= 2
+    default = client.post("/api/explain", json={"id": sample_id, "method": "saliency"})
+    assert default.json() == {"method": "saliency", "layer": None, "target": "predicted"}
+    saliency = client.get("/api/sample/heatmap", params={"id": sample_id, "method": "saliency"})
+    assert saliency.status_code == 200
+
+
+def test_without_a_model_the_cached_explanations_are_shown_and_the_way_to_more_said(run):
+    bare = ls.open_run(run.path)  # no Project attached
+    with background(create_app(bare)) as url, httpx.Client(base_url=url, timeout=30) as http:
+        options = http.get("/api/explain").json()
+        assert options["available"] is False and "--project module:project" in options["note"]
+        sample_id = run.samples["id"].iloc[3]
+        refused = http.post("/api/explain", json={"id": sample_id, "method": "gradcam"})
+        assert refused.status_code == 409 and "--project" in refused.json()["detail"]
+        listed = http.get("/api/sample", params={"id": sample_id}).json()["explanations"]
+        assert {"method": "gradcam", "layer": GRADCAM_LAYER, "target": "predicted"} in listed
+        heat = http.get(
+            "/api/sample/heatmap",
+            params={"id": sample_id, "method": "gradcam", "layer": GRADCAM_LAYER},
+        )
+        assert heat.status_code == 200
+        missing = http.get(
+            "/api/sample/heatmap",
+            params={"id": sample_id, "method": "gradcam", "layer": "features.0.0"},
+        )
+        assert missing.status_code == 404 and "cached:" in missing.json()["detail"]
+
+
+def test_cli_serve_names_a_project_it_cannot_load(run):
+    result = CliRunner().invoke(cli, ["serve", str(run.path), "--project", "no_such_module:p"])
+    assert result.exit_code == 2 and "No module named 'no_such_module'" in result.output

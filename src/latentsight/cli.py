@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -13,6 +13,10 @@ from latentsight import api
 from latentsight._display import check_view, insights_view, run_view
 from latentsight._loading import load_project, load_recorded_project, record_project
 from latentsight.errors import LatentsightError
+
+if TYPE_CHECKING:
+    from latentsight.project import Project
+    from latentsight.store.run import Run
 
 app = typer.Typer(
     help="latentsight: see your dataset the way your model sees it.",
@@ -268,21 +272,53 @@ def serve(
             help="Access token every request must carry (?token=... or X-Latentsight-Token).",
         ),
     ] = None,
+    project: Annotated[
+        Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
+        typer.Option(
+            help="'module:project' whose model made the run, to compute explanations on demand "
+            "(default: the one `latentsight analyze` recorded, when it loads)."
+        ),
+    ] = None,
 ) -> None:
-    """Start the local web dashboard of an analysed run (read-only) and print its address."""
+    """Start the local web dashboard of an analysed run and print its address. It reads the run
+    and writes only the explanations it computes with the model, into the run's cache."""
     from latentsight.server import create_app
     from latentsight.server.runner import serve_app
     from latentsight.server.security import check_binding
 
     try:
         check_binding(host, token)
-        app_ = create_app(api.open_run(run), token=token)
+        opened = api.open_run(run)
+        model = _serve_project(opened, project)
+        app_ = create_app(opened, token=token, project=model)
     except LatentsightError as error:
         _fail(error)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     address = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     console.print(f"[bold green]Dashboard of {run}[/] at {address}  (Ctrl-C to stop)")
     serve_app(app_, host, port)
+
+
+def _serve_project(run: Run, target: str | None) -> Project | None:
+    """The Project for the dashboard's explanations: the one named (errors are fatal), else the
+    recorded one when it loads and matches the run (else none, with a note saying why)."""
+    from latentsight.explain.session import check_fingerprint
+
+    if target is not None:
+        return load_project(target)
+    try:
+        found = load_recorded_project(run.manifest)
+        check_fingerprint(run, found)
+    except Exception as error:  # whatever stops the recorded Project, the dashboard runs without
+        console.print(
+            f"[yellow]The dashboard shows cached explanations only[/]: {error} (to compute "
+            "more, pass --project module:project)"
+        )
+        return None
+    console.print(
+        f"Explanations are computed on demand with {run.manifest['project_spec']['target']}."
+    )
+    return found
 
 
 class _LabelByDefault(TyperGroup):
@@ -333,6 +369,10 @@ def concepts_label(
     show_all: Annotated[
         bool, typer.Option("--all", help="Show neurons without a significant label too.")
     ] = False,
+    save: Annotated[
+        bool,
+        typer.Option(help="Store the tables in RUN/concepts/ for the report and the dashboard."),
+    ] = True,
 ) -> None:
     """Label every neuron of the run's layers with the concept formula it detects best (INVERT:
     AUC and Mann-Whitney p over metadata, labels and their AND / OR / NOT), from stored latents."""
@@ -343,10 +383,13 @@ def concepts_label(
         beam=beam, length=length, min_fraction=min_fraction, max_fraction=max_fraction
     )
     try:
-        found = api.open_run(run).concepts(layer, settings=settings, subset=subset, progress=True)
+        opened = api.open_run(run)
+        found = opened.concepts(layer, settings=settings, subset=subset, progress=True, save=save)
         console.print(labels_view(found, top=top, show_all=show_all))
         if concept:
             console.print(neurons_view(found, concept, top=top))
+        if save:
+            console.print(f"Stored in {opened.path / 'concepts'} (shown by report and serve).")
     except LatentsightError as error:
         _fail(error)
 
@@ -376,5 +419,66 @@ def concepts_audit(
         console.print(audit_view(audit))
         for insight in audit.insights:
             console.print(f"[bold red]{insight.title}[/]: {insight.description}")
+    except LatentsightError as error:
+        _fail(error)
+
+
+@concepts_app.command("discover")
+def concepts_discover(
+    run: RunArg,
+    layer: Annotated[str, typer.Option(help="The recorded layer whose latents are factorised.")],
+    k: Annotated[
+        str, typer.Option(help="Concepts per dictionary, or 'auto' (a k sweep).")
+    ] = "auto",
+    per_class: Annotated[
+        bool, typer.Option("--per-class/--global", help="One dictionary per class, or one.")
+    ] = True,
+    by: Annotated[str, typer.Option(help="Group classes by 'prediction' or 'target'.")] = (
+        "prediction"
+    ),
+    project: Annotated[
+        Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
+        typer.Option(
+            help="'module:project' whose model made the run, for importance (default: the "
+            "recorded one, when it loads)."
+        ),
+    ] = None,
+    grids: Annotated[
+        Optional[Path],  # noqa: UP045 - typer needs Optional on Python 3.10
+        typer.Option(help="Write each concept's top-sample grid as PNG into this folder."),
+    ] = None,
+) -> None:
+    """Discover the concepts the model learned in a layer (dictionary learning on the stored
+    latents), with importance through the linear head, prevalence, reliability and names."""
+    from latentsight.discovery import DiscoverySettings
+    from latentsight.discovery.display import bank_view
+
+    try:
+        opened = api.open_run(run)
+        try:
+            found = load_project(project) if project else load_recorded_project(opened.manifest)
+            opened.attach(found)
+        except LatentsightError as error:
+            if project:
+                raise
+            error_console.print(f"[yellow]no model, no importance:[/] {error}")
+        chosen = k if k == "auto" else int(k) if k.isdigit() else None
+        if chosen is None:
+            raise typer.BadParameter(f"--k {k!r}: give a number of concepts or 'auto'.")
+        bank = opened.discover_concepts(
+            layer,
+            per_class=per_class,
+            k=chosen,
+            settings=DiscoverySettings(by=by),  # type: ignore[arg-type]
+            progress=True,
+        )
+        console.print(bank_view(bank))
+        for note in bank.notes:
+            console.print(f"[yellow]note:[/] {note}")
+        if grids is not None:
+            grids.mkdir(parents=True, exist_ok=True)
+            for concept in bank.table["concept"]:
+                bank.top_samples(int(concept)).grid().save(grids / f"concept_{concept}.png")
+            console.print(f"Top-sample grids written to {grids}")
     except LatentsightError as error:
         _fail(error)

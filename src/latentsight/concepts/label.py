@@ -14,6 +14,7 @@ from latentsight.concepts.auc import rank_activations, score_concepts
 from latentsight.concepts.beam import SearchSettings, beam_search
 from latentsight.concepts.errors import ConceptsError
 from latentsight.concepts.result import Concepts, LayerLabels
+from latentsight.concepts.store import neurons_file, save_table, settings_info
 from latentsight.concepts.vocabulary import Vocabulary, build_vocabulary
 from latentsight.store.manifest import layer_entry
 
@@ -91,10 +92,13 @@ def label_neurons(
     subset: str | Sequence[str] | None = None,
     progress: bool = False,
     project: Project | None = None,
+    save: bool = True,
 ) -> Concepts:
     """INVERT labels of every unit of the given layers (default: all recorded) of a stored run.
 
-    ``project``, when the run has one attached, lets the audit find the model by itself.
+    ``project``, when the run has one attached, lets the audit find the model by itself. With
+    ``save`` (the default) each layer's table, and later its audit, is stored in the run
+    (``latentsight.concepts.store``), where the report and the dashboard read them.
     """
     settings = settings or ConceptSettings()
     names = run.layers if layers is None else [layers] if isinstance(layers, str) else list(layers)
@@ -126,7 +130,7 @@ def label_neurons(
         thresholds=settings.thresholds,
     )
     activations = {layer: run.latent(layer) for layer in names}
-    return label_activations(
+    concepts = label_activations(
         activations,
         samples,
         vocabulary,
@@ -136,6 +140,30 @@ def label_neurons(
         project=project,
         progress=progress,
     )
+    if save:
+        _save_layers(run, concepts, settings, subset, annotations)
+    return concepts
+
+
+def _save_layers(
+    run: Run,
+    concepts: Concepts,
+    settings: ConceptSettings,
+    subset: str | Sequence[str] | None,
+    annotations: pd.DataFrame | None,
+) -> None:
+    """Store each layer's table in the run and let the Concepts store its audit there too."""
+    made = {
+        "settings": settings_info(settings),
+        "subset": subset,
+        "annotations": None if annotations is None else [str(c) for c in annotations.columns],
+        "samples": len(concepts.samples),
+    }
+    table = concepts.table
+    for layer in concepts.layers:
+        rows = table[table["layer"] == layer].reset_index(drop=True)
+        save_table(neurons_file(run.path, layer), rows, {"layer": layer, **made})
+    concepts.run_path = run.path
 
 
 def label_activations(

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -45,7 +46,8 @@ class LayerLabels:
 class Concepts:
     """INVERT labels of a run's neurons: per neuron the formula over concepts it detects best.
 
-    Get one with ``run.concepts(layer=...)``.
+    Get one with ``run.concepts(layer=...)``, which stores each layer's ``table`` in the run
+    (``latentsight.concepts.store``); an audit of it is stored there too.
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class Concepts:
         alpha: float = 0.05,
         class_names: dict[int, str] | None = None,
         project: Project | None = None,
+        run_path: Path | None = None,
     ) -> None:
         self._layers = {labels.layer: labels for labels in layers}
         self.vocabulary = vocabulary
@@ -66,6 +69,7 @@ class Concepts:
         self.alpha = alpha
         self.class_names = class_names or {}
         self.project = project
+        self.run_path = run_path  # where the audit is stored; None keeps it in memory
 
     def __repr__(self) -> str:
         return (
@@ -230,6 +234,12 @@ class Concepts:
         if not hasattr(model, "named_modules"):
             model = model.resolve_model()
 
-        return spurious_audit(
+        found = spurious_audit(
             self, model, layer=layer, head=head, drivers=drivers, min_share=min_share
         )
+        if self.run_path is not None:
+            from latentsight.concepts.store import audit_file, save_table
+
+            info = {"layer": found.layer, "drivers": drivers, "min_share": min_share}
+            save_table(audit_file(self.run_path), found.table, info)
+        return found

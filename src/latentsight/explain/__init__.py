@@ -3,7 +3,7 @@ intermediate activations, feature visualization, and checks that the maps are fa
 
 from latentsight.explain.activations import ActivationMaps, ActivationSweep
 from latentsight.explain.attribution import METHODS, AttributionSettings
-from latentsight.explain.cache import ExplanationCache
+from latentsight.explain.cache import ExplanationCache, StoredMap, sample_maps
 from latentsight.explain.checks import ExplanationChecks
 from latentsight.explain.filters import FilterImages, FilterSettings
 from latentsight.explain.overlay import normalize_map, overlay
@@ -20,6 +20,8 @@ __all__ = [
     "FilterImages",
     "FilterSettings",
     "LayerSweep",
+    "StoredMap",
     "normalize_map",
     "overlay",
+    "sample_maps",
 ]

@@ -4,6 +4,7 @@ Layout: ``<run>/explanations/<method>[@layer].<target>.<key>/`` holds ``config.j
 layer, target, the settings the method reads, model fingerprint, version, time) and Parquet parts
 ``part-*.parquet`` with one row per sample: ``id``, ``class``, ``map`` and ``raw`` (float32 bytes of
 the shapes recorded in the config). A part is written atomically; a later part wins for an id.
+:func:`sample_maps` reads every cached map of one sample, for the report and the dashboard.
 """
 
 from __future__ import annotations
@@ -152,3 +153,62 @@ class ExplanationCache:
             )
         columns = ["method", "layer", "target", "settings", "samples", "folder"]
         return pd.DataFrame(rows, columns=columns)
+
+
+@dataclass(frozen=True)
+class StoredMap:
+    """One sample's cached map in one entry: what made it, and the map at input resolution."""
+
+    method: str
+    layer: str | None
+    target: str
+    entry: str  # the entry's folder name, unique per method, layer, target and settings
+    created_at: str
+    explained_class: int
+    values: np.ndarray  # H x W float32
+
+    @property
+    def sign(self) -> str:
+        """How overlays read the map, as ``Explanation.sign`` does for the same method."""
+        from latentsight.explain.attribution import METHODS
+
+        method = METHODS.get(self.method)
+        return "absolute" if method is None or method.signed else "positive"
+
+
+def sample_maps(run_path: str | Path, sample_id: str) -> list[StoredMap]:
+    """Every cached map of one sample, one per entry that holds it, newest entry first."""
+    found = []
+    for config_path in (Path(run_path) / EXPLANATIONS).glob(f"*/{CONFIG}"):
+        row = _latest_row(config_path.parent, sample_id)
+        if row is None:
+            continue
+        config = json.loads(config_path.read_text())
+        found.append(
+            StoredMap(
+                method=config["method"],
+                layer=config["layer"],
+                target=config["target"],
+                entry=config_path.parent.name,
+                created_at=config.get("created_at", ""),
+                explained_class=int(row["class"]),
+                values=np.frombuffer(row["map"], np.float32).reshape(config["map_shape"]),
+            )
+        )
+    return sorted(found, key=lambda stored: (stored.created_at, stored.entry), reverse=True)
+
+
+def has_maps(run_path: str | Path) -> bool:
+    """Whether the run caches any explanation map."""
+    return any((Path(run_path) / EXPLANATIONS).glob("*/part-*.parquet"))
+
+
+def _latest_row(folder: Path, sample_id: str) -> dict[str, Any] | None:
+    """The row of ``sample_id`` in the entry's newest part that has it, or None."""
+    for part in sorted(folder.glob("part-*.parquet"), reverse=True):
+        table = pq.read_table(
+            part, columns=["id", "class", "map"], filters=[("id", "=", sample_id)]
+        )
+        if table.num_rows:
+            return table.slice(table.num_rows - 1).to_pylist()[0]
+    return None

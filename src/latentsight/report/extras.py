@@ -1,86 +1,93 @@
-"""Optional results a run may hold beyond its analysis: explanation heatmaps and concept tables.
+"""Optional results a run may hold beyond its analysis: explanation maps and concept tables.
 
 This is the one place the report and the dashboard learn about them, so each view appears only
-when its files exist. The layout read here:
+when its data exists. Both are read through the packages that write them:
 
-- ``<run>/explanations/<method>/<layer>/<quoted id>.png``: an attribution overlay of one sample,
-  where ``<quoted id>`` is ``urllib.parse.quote(sample_id, safe="")`` (``train/7`` ->
-  ``train%2F7``) and ``<layer>`` is the layer's file stem (``latentsight.store.files``).
-- ``<run>/concepts/*.parquet``: one table per file (the neuron-concept table, the spurious-feature
-  audit...), shown as it is, its name taken from the file name.
+- explanations: the cache of ``run.explain`` (``latentsight.explain.cache``), one entry per
+  method, layer, target and settings under ``<run>/explanations/``; a sample's maps are drawn over
+  its stored render with ``latentsight.explain.overlay`` (one normalisation convention).
+- concepts: the tables ``run.concepts(...)`` and its ``.audit()`` store under ``<run>/concepts/``
+  (``latentsight.concepts.store``).
 
-Names found on disk are the only ones ever opened: a request's method, layer or table is looked up
-in these listings, never joined into a path, so no request can reach a file outside them.
+Names found in the run are the only ones ever opened: a request's method, layer or table is
+looked up in these listings, never joined into a path, so no request can reach another file.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
-import pyarrow.parquet as pq
+import numpy as np
+import pandas as pd
+from PIL import Image
 
-EXPLANATIONS = "explanations"
-CONCEPTS = "concepts"
+from latentsight.concepts.store import StoredTable, read_table, stored_tables
+from latentsight.explain.cache import StoredMap, has_maps, sample_maps
+from latentsight.explain.overlay import heatmap, overlay
 
 
 @dataclass(frozen=True)
 class Heatmap:
-    """One stored explanation overlay of a sample."""
+    """One cached explanation map of a sample, ready to draw."""
 
     method: str
-    layer: str
-    file: Path
+    layer: str | None
+    target: str
+    stored: StoredMap
 
+    @property
+    def label(self) -> str:
+        """``method @ layer (target)``, for titles and menus."""
+        where = f" @ {self.layer}" if self.layer else ""
+        return f"{self.method}{where} ({self.target})"
 
-def explanation_file_name(sample_id: str) -> str:
-    """The file name of a sample's overlay inside ``explanations/<method>/<layer>/``."""
-    return quote(sample_id, safe="") + ".png"
-
-
-def _subdirectories(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    def png(self, picture: bytes | None) -> bytes:
+        """The map drawn over the sample's picture (or alone without one), as PNG bytes."""
+        values, sign = self.stored.values, self.stored.sign
+        if picture is None:
+            drawn = heatmap(values, sign=sign)
+        else:
+            with Image.open(io.BytesIO(picture)) as opened:
+                image = np.asarray(opened.convert("RGB"))
+            drawn = overlay(image, values, sign=sign)
+        buffer = io.BytesIO()
+        drawn.save(buffer, format="PNG")
+        return buffer.getvalue()
 
 
 def has_explanations(run_dir: Path) -> bool:
-    """Whether the run holds any stored explanation overlay."""
-    return any(
-        any(layer.glob("*.png"))
-        for method in _subdirectories(run_dir / EXPLANATIONS)
-        for layer in _subdirectories(method)
-    )
+    """Whether the run caches any explanation map."""
+    return has_maps(run_dir)
 
 
 def heatmaps(run_dir: Path, sample_id: str) -> list[Heatmap]:
-    """The stored overlays of one sample, one per method and layer that has it."""
-    name = explanation_file_name(sample_id)
-    found = []
-    for method in _subdirectories(run_dir / EXPLANATIONS):
-        for layer in _subdirectories(method):
-            listed = {file.name: file for file in layer.glob("*.png")}
-            if name in listed:
-                found.append(Heatmap(method.name, layer.name, listed[name]))
-    return found
+    """The cached maps of one sample, one per method, layer and target (the newest entry's)."""
+    found: dict[tuple[str, str | None, str], Heatmap] = {}
+    for stored in sample_maps(run_dir, sample_id):
+        key = (stored.method, stored.layer, stored.target)
+        found.setdefault(key, Heatmap(stored.method, stored.layer, stored.target, stored))
+    return list(found.values())
 
 
-def concept_tables(run_dir: Path) -> dict[str, Path]:
-    """The concept tables of the run by name (file stem), empty when concepts were not computed."""
-    folder = run_dir / CONCEPTS
-    if not folder.is_dir():
-        return {}
-    return {
-        file.stem: file
-        for file in sorted(folder.glob("*.parquet"))
-        if not file.name.startswith(".") and _readable(file)
-    }
+def find_heatmap(
+    run_dir: Path, sample_id: str, method: str, layer: str | None, target: str | None
+) -> Heatmap | None:
+    """The sample's cached map by this method at this layer (for ``target``, or any), or None."""
+    for candidate in heatmaps(run_dir, sample_id):
+        if (candidate.method, candidate.layer) == (method, layer or None) and (
+            target is None or candidate.target == target
+        ):
+            return candidate
+    return None
 
 
-def _readable(file: Path) -> bool:
-    try:
-        pq.read_schema(file)
-    except Exception:  # a half-written or foreign file is not offered, whatever its error
-        return False
-    return True
+def concept_tables(run_dir: Path) -> dict[str, StoredTable]:
+    """The concept tables of the run by name, empty when concepts were not computed."""
+    return {table.name: table for table in stored_tables(run_dir)}
+
+
+def concept_frame(table: StoredTable) -> pd.DataFrame:
+    """A stored concept table's rows."""
+    return read_table(table)

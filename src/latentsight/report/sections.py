@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from latentsight.insights.base import Insight
 from latentsight.report import extras, figures, tables
@@ -87,10 +86,11 @@ def _thumbnail(data: ReportData, row: int, caption: str, heatmaps: bool = False)
         )
     overlays = ""
     if heatmaps:
+        image = render.image if render is not None else None
         for heatmap in extras.heatmaps(data.run_dir, sample_id)[:2]:
             overlays += (
-                f'<img class="heatmap" title="{escape(heatmap.method)} at {escape(heatmap.layer)}"'
-                f' alt="heatmap" src="{_data_uri(heatmap.file.read_bytes(), "image/png")}">'
+                f'<img class="heatmap" title="{escape(heatmap.label)}"'
+                f' alt="heatmap" src="{_data_uri(heatmap.png(image), "image/png")}">'
             )
     facts = [f"<b>{escape(sample_id)}</b>", escape(caption)]
     if "target" in sample and pd.notna(sample["target"]):
@@ -250,16 +250,31 @@ def trends(data: ReportData) -> str:
     return f'<div class="grid">{"".join(charts)}</div>'
 
 
+def _cell(value: Any) -> str:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return ", ".join(_cell(v) for v in value)
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.4g}"
+    return str(value)
+
+
 def concepts(data: ReportData) -> str:
-    """Each concept table the run holds (neuron concepts, spurious-feature audit), first rows."""
+    """Each concept table the run stores (neuron labels per layer, the spurious-feature audit);
+    neurons with a significant label first, by AUC."""
     parts = []
-    for name, file in extras.concept_tables(data.run_dir).items():
-        frame = pq.read_table(file).to_pandas()
-        shown = frame.head(CONCEPT_ROWS)
+    for table in extras.concept_tables(data.run_dir).values():
+        frame = extras.concept_frame(table)
+        if {"significant", "auc"} <= set(frame.columns):
+            frame = frame.sort_values(["significant", "auc"], ascending=False, kind="stable")
+            significant = int(frame["significant"].sum())
+            summary = f"<p>{significant} of {len(frame)} neurons have a significant concept.</p>"
+        else:
+            summary = ""
+        shown = frame.head(CONCEPT_ROWS).map(_cell)
         note = (
             f" (first {CONCEPT_ROWS} of {len(frame):,} rows)" if len(frame) > CONCEPT_ROWS else ""
         )
-        parts.append(f"<h3>{escape(name)}{note}</h3>{_table(shown.astype(str), 'concepts')}")
+        parts.append(f"<h3>{escape(table.title)}{note}</h3>{summary}{_table(shown, 'concepts')}")
     return "".join(parts)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from latentsight.project import Project
 from latentsight.server.app import create_app
 from latentsight.server.runner import background, serve_app
 from latentsight.server.security import check_binding
@@ -14,9 +15,15 @@ __all__ = ["RunState", "background", "create_app", "serve"]
 
 
 def serve(
-    run: Run | str | Path, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None
+    run: Run | str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    token: str | None = None,
+    project: Project | None = None,
 ) -> None:
-    """Serve the dashboard of an analysed run until interrupted."""
+    """Serve the dashboard of an analysed run until interrupted; with a model (``project``, or
+    one attached to the run) its sample view computes explanations on demand."""
     check_binding(host, token)
     opened = run if isinstance(run, Run) else Run(run)
-    serve_app(create_app(opened, token=token), host, port)
+    serve_app(create_app(opened, token=token, project=project), host, port)

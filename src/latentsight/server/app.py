@@ -13,7 +13,15 @@ from starlette.responses import Response
 
 from latentsight import __version__
 from latentsight.errors import LatentsightError
-from latentsight.server.routers import concepts, dashboards, insights, samples, selection
+from latentsight.project import Project
+from latentsight.server.routers import (
+    concepts,
+    dashboards,
+    explain,
+    insights,
+    samples,
+    selection,
+)
 from latentsight.server.routers import map as map_view
 from latentsight.server.routers import run as run_view
 from latentsight.server.security import AccessGuard
@@ -23,21 +31,28 @@ from latentsight.store.run import Run
 STATIC = Path(__file__).parent / "static"
 
 
-def create_app(run: Run | RunState, *, token: str | None = None) -> FastAPI:
-    """The dashboard of an analysed run; every request must carry ``token`` when one is given."""
-    state = run if isinstance(run, RunState) else RunState(run)
+def create_app(
+    run: Run | RunState, *, token: str | None = None, project: Project | None = None
+) -> FastAPI:
+    """The dashboard of an analysed run; every request must carry ``token`` when one is given.
+
+    With a model (``project``, or one attached to the run), the sample view computes
+    explanations on demand and caches them in the run; without one it shows the cached ones."""
+    state = run if isinstance(run, RunState) else RunState(run, project)
     app = FastAPI(
         title="latentsight dashboard",
         version=__version__,
         description=(
-            "Read-only API over one analysed run: the latent map, colour columns, selection "
-            "statistics, insights, samples, trends and concepts. When the server has a token, "
-            "send it as ?token=..., the X-Latentsight-Token header or a Bearer authorization."
+            "API over one analysed run: the latent map, colour columns, selection statistics, "
+            "insights, samples, explanations, trends and concepts. It writes nothing in the run "
+            "but the explanations POST /api/explain computes with the model. When the server "
+            "has a token, send it as ?token=..., the X-Latentsight-Token header or a Bearer "
+            "authorization."
         ),
     )
     app.state.run = state
     app.state.token = token
-    for module in (run_view, map_view, selection, insights, samples, dashboards, concepts):
+    for module in (run_view, map_view, selection, insights, samples, explain, dashboards, concepts):
         app.include_router(module.router)
     plotly_js = get_plotlyjs().encode()
 

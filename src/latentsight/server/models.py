@@ -120,8 +120,32 @@ class NeighbourOut(BaseModel):
 
 
 class ExplanationOut(BaseModel):
+    """A cached explanation map of a sample (GET /api/sample/heatmap draws it)."""
+
     method: str
-    layer: str
+    layer: str | None = Field(description="the layer of a layer method, else null")
+    target: str = Field(description="'predicted', 'label' or 'class-k'")
+
+
+class ExplainOptions(BaseModel):
+    """What the dashboard can explain on demand (it needs the model for that)."""
+
+    available: bool = Field(description="whether the server has the model")
+    note: str = Field(description="what the server can do, or how to enable more")
+    methods: list[str]
+    layered: list[str] = Field(description="the methods that take a layer")
+    layers: list[str] = Field(description="the layers they can explain at (convolutions)")
+    default_layer: str | None
+    targets: list[str]
+
+
+class ExplainIn(BaseModel):
+    """One sample to explain with a method (at a layer, for layer methods) for a target."""
+
+    id: str = Field(max_length=1000, description="the sample id")
+    method: str = Field(max_length=100, description="one of GET /api/explain's methods")
+    layer: str | None = Field(default=None, max_length=1000, description="for layer methods")
+    target: str = Field(default="predicted", max_length=100)
 
 
 class SampleOut(BaseModel):
@@ -166,12 +190,14 @@ class TrendOut(BaseModel):
 
 class ConceptTableInfo(BaseModel):
     name: str
+    title: str
     rows: int
     columns: list[str]
 
 
 class ConceptTableOut(BaseModel):
     name: str
+    title: str
     total: int
     offset: int
     columns: list[str]

@@ -16,10 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from latentsight.concepts.store import StoredTable
 from latentsight.insights.base import Insight
 from latentsight.insights.describe import MAX_CATEGORIES, is_categorical
+from latentsight.project import Project
 from latentsight.report import extras, tables
 from latentsight.report.renders import RenderIndex
+from latentsight.server.explaining import Explanations
 from latentsight.server.selection import SelectionStats
 from latentsight.store.run import Run
 
@@ -97,7 +100,9 @@ def _group(name: str, metadata: set[str], scores: set[str]) -> str:
 class RunState:
     """A run opened for serving: tables, map, columns, insights, latents, renders."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, project: Project | None = None) -> None:
+        if project is not None:
+            run.attach(project)
         self.run = run
         self.path: Path = run.path
         self.manifest = run.manifest
@@ -131,10 +136,19 @@ class RunState:
         self.norms = (self.latents.astype(np.float64) ** 2).sum(axis=1)
         self._scan = threading.Lock()  # one latent scan at a time: concurrent ones thrash
         self.renders = RenderIndex(self.path)
-        self.concepts = extras.concept_tables(self.path)
-        self.has_explanations = extras.has_explanations(self.path)
+        self.explanations = Explanations(run, self.renders)
         self.trend = lru_cache(maxsize=256)(self._trend)
         self._arrays = {c: self.samples[c].to_numpy() for c in self.samples.columns}
+
+    @property
+    def concepts(self) -> dict[str, StoredTable]:
+        """The concept tables the run stores now (concepts may be computed while serving)."""
+        return extras.concept_tables(self.path)
+
+    @property
+    def has_explanations(self) -> bool:
+        """Whether the run caches explanation maps now."""
+        return extras.has_explanations(self.path)
 
     def _rows(self, ids: list[str]) -> np.ndarray:
         return np.array([self.row_of[i] for i in ids if i in self.row_of], dtype=np.int64)
@@ -192,10 +206,7 @@ class RunState:
                 }
                 for r, d in self.neighbours(row)
             ],
-            "explanations": [
-                {"method": h.method, "layer": h.layer}
-                for h in extras.heatmaps(self.path, sample_id)
-            ],
+            "explanations": self.explanations.listed(sample_id),
         }
 
     def gallery(self, rows: np.ndarray, k: int = GALLERY) -> list[str]:

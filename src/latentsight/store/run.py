@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import torch
 
     from latentsight.concepts import Concepts, ConceptSettings
+    from latentsight.discovery import ConceptBank, DiscoverySettings
     from latentsight.explain import (
         ActivationMaps,
         ActivationSweep,
@@ -228,9 +229,12 @@ class Run:
         class_names: Sequence[str] | dict[int, str] | None = None,
         subset: str | Sequence[str] | None = None,
         progress: bool = False,
+        save: bool = True,
     ) -> Concepts:
         """INVERT labels of every unit of a layer (or several; default all) from the stored
         latents, no model needed: ``.table``, ``.neurons_for(concept)``, ``.layer_summary``.
+        Each layer's table, and any ``.audit()`` of it, is stored under ``concepts/`` in the
+        run, where the report and the dashboard show it (``save=False`` keeps it in memory).
 
         Args:
             layer: the recorded layer(s) to label.
@@ -239,6 +243,7 @@ class Run:
             class_names: class names by index, for the ``label == ...`` concepts.
             subset: label on these subsets' samples only (default: all samples).
             progress: show a progress bar.
+            save: store the tables in the run (replacing earlier ones of the same layers).
         """
         from latentsight.concepts import label_neurons
 
@@ -251,6 +256,35 @@ class Run:
             subset=subset,
             progress=progress,
             project=self._project,
+            save=save,
+        )
+
+    def discover_concepts(
+        self,
+        layer: str,
+        *,
+        per_class: bool = True,
+        k: int | str = "auto",
+        settings: DiscoverySettings | None = None,
+        subset: str | Sequence[str] | None = None,
+        class_names: Sequence[str] | dict[int, str] | None = None,
+        progress: bool = False,
+    ) -> ConceptBank:
+        """Concepts the model learned in a layer, found without labels (dictionary learning on
+        the stored latents, per class or global), with importance (needs the attached
+        Project's linear head), prevalence, reliability and INVERT names: ``.table``,
+        ``.top_samples(c)``, ``.importance(sample_id)``, ``.sweeps``."""
+        from latentsight.discovery import discover_concepts
+
+        return discover_concepts(
+            self,
+            layer,
+            per_class=per_class,
+            k=k,  # type: ignore[arg-type]
+            settings=settings,
+            subset=subset,
+            class_names=class_names,
+            progress=progress,
         )
 
     def report(self, path: str | Path = "report.html") -> Path:

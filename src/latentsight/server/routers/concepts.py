@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
+import numpy as np
 import pyarrow.parquet as pq
 from fastapi import APIRouter, HTTPException, Query
 
@@ -19,10 +20,11 @@ def concept_tables(state: StateDep) -> list[ConceptTableInfo]:
     return [
         ConceptTableInfo(
             name=name,
-            rows=pq.ParquetFile(file).metadata.num_rows,
-            columns=pq.read_schema(file).names,
+            title=table.title,
+            rows=pq.ParquetFile(table.file).metadata.num_rows,
+            columns=pq.read_schema(table.file).names,
         )
-        for name, file in state.concepts.items()
+        for name, table in state.concepts.items()
     ]
 
 
@@ -34,15 +36,25 @@ def concept_table(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ConceptTableOut:
     """Rows ``offset`` to ``offset + limit`` of one concept table, as strings."""
-    file = state.concepts.get(name)
-    if file is None:
+    stored = state.concepts.get(name)
+    if stored is None:
         raise HTTPException(404, f"No concept table {name!r}; stored: {list(state.concepts)}.")
-    table = pq.read_table(file)
-    part = table.slice(offset, limit).to_pandas().astype(str)
+    table = pq.read_table(stored.file)
+    part = table.slice(offset, limit).to_pandas().map(_cell)
     return ConceptTableOut(
         name=name,
+        title=stored.title,
         total=table.num_rows,
         offset=offset,
         columns=[str(c) for c in part.columns],
         rows=part.to_numpy().tolist(),
     )
+
+
+def _cell(value: Any) -> str:
+    """A table cell as text: lists joined by commas, numbers to four significant digits."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return ", ".join(_cell(v) for v in value)
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.4g}"
+    return str(value)

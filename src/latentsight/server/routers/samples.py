@@ -1,4 +1,4 @@
-"""One sample: its record, its picture, its stored explanations."""
+"""One sample: its record, its picture, its cached explanation maps."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from latentsight.report import extras
 from latentsight.server.deps import SampleRow, StateDep
 from latentsight.server.models import SampleOut
 
@@ -38,15 +37,25 @@ def sample_heatmap(
     row: SampleRow,
     state: StateDep,
     method: Annotated[str, Query(max_length=200, description="explanation method")],
-    layer: Annotated[str, Query(max_length=200, description="layer (file stem)")],
+    layer: Annotated[
+        str | None, Query(max_length=1000, description="layer, for layer methods")
+    ] = None,
+    target: Annotated[
+        str | None, Query(max_length=200, description="target (default: any cached)")
+    ] = None,
 ) -> Response:
-    """A stored explanation overlay of the sample (PNG), for a method and layer it was made for."""
-    found = {(h.method, h.layer): h for h in extras.heatmaps(state.path, state.ids[row])}
-    heatmap = found.get((method, layer))
-    if heatmap is None:
-        stored = [f"{m}/{layer_}" for m, layer_ in found] or "none"
+    """A cached explanation map of the sample drawn over its picture (PNG)."""
+    sample_id = state.ids[row]
+    drawn = state.explanations.png(sample_id, method, layer, target)
+    if drawn is None:
+        cached = [
+            f"{e['method']}@{e['layer']} ({e['target']})" if e["layer"] else e["method"]
+            for e in state.explanations.listed(sample_id)
+        ]
+        where = f" at layer {layer!r}" if layer else ""
         raise HTTPException(
             404,
-            f"No {method!r} explanation at layer {layer!r} for {state.ids[row]!r}; stored: {stored}.",
+            f"No cached {method!r} explanation{where} for {sample_id!r}; cached: "
+            f"{cached or 'none'}. Compute one with POST /api/explain when the server has the model.",
         )
-    return Response(heatmap.file.read_bytes(), media_type="image/png")
+    return Response(drawn, media_type="image/png")

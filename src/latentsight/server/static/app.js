@@ -318,11 +318,8 @@ async function showSample(id, row) {
   let picture = "";
   if (sample.render === "image") picture = `<img id="sample-image" alt="${esc(sample.id)}" src="${imageUrl(sample.id)}">`;
   else if (sample.render === "text") picture = `<pre id="sample-text">${esc(sample.text)}</pre>`;
-  let heat = "";
-  if (sample.explanations.length) {
-    const options = sample.explanations.map((e, i) => `<option value="${i}">${esc(e.method)} @ ${esc(e.layer)}</option>`).join("");
-    heat = `<div><select id="heatmap-choice">${options}</select><br><img id="sample-heatmap" alt="heatmap"></div>`;
-  }
+  const heat = `<div id="explanations"><select id="heatmap-choice"></select><br><img id="sample-heatmap" alt="heatmap">` +
+    `<div id="explain-form"></div><p id="explain-note" class="muted"></p></div>`;
   const probabilities = (sample.probabilities || []).map((p, k) =>
     `<tr><td>${k}${k === sample.target ? " (target)" : ""}</td><td><span class="bar" style="width:${Math.round((p || 0) * 120)}px"></span> ${fmt(p)}</td></tr>`).join("");
   const table = (object) => Object.entries(object).map(([k, v]) => `<tr><td>${esc(k)}</td><td>${fmt(v)}</td></tr>`).join("");
@@ -337,15 +334,64 @@ async function showSample(id, row) {
     `<h3>Detector scores</h3><table>${table(sample.scores)}</table>` +
     `<h3>Nearest in latent space</h3><div class="gallery" id="neighbours">${neighbours}</div>`;
   bindGallery($("neighbours"));
-  if (sample.explanations.length) {
-    const choose = () => {
-      const e = sample.explanations[Number($("heatmap-choice").value)];
-      $("sample-heatmap").src = withToken(`/api/sample/heatmap?id=${encodeURIComponent(sample.id)}&method=${encodeURIComponent(e.method)}&layer=${encodeURIComponent(e.layer)}`);
-    };
-    $("heatmap-choice").addEventListener("change", choose);
-    choose();
-  }
+  setupExplanations(sample);
   panel.scrollIntoView({ block: "start" });
+}
+
+// ---- explanations of the sample: cached maps, and more computed when the server has the model --
+
+const explanationLabel = (e) => `${e.method}${e.layer ? " @ " + e.layer : ""} (${e.target})`;
+
+function heatmapUrl(id, e) {
+  let url = `/api/sample/heatmap?id=${encodeURIComponent(id)}&method=${encodeURIComponent(e.method)}&target=${encodeURIComponent(e.target)}`;
+  if (e.layer) url += `&layer=${encodeURIComponent(e.layer)}`;
+  return withToken(url);
+}
+
+function listExplanations(sample, chosen) {
+  const listed = sample.explanations, select = $("heatmap-choice"), img = $("sample-heatmap");
+  select.innerHTML = listed.map((e, i) => `<option value="${i}">${esc(explanationLabel(e))}</option>`).join("");
+  select.hidden = img.hidden = !listed.length;
+  if (!listed.length) return;
+  const same = (e) => chosen && e.method === chosen.method && e.layer === chosen.layer && e.target === chosen.target;
+  const index = Math.max(0, listed.findIndex(same));
+  select.value = String(index);
+  img.src = heatmapUrl(sample.id, listed[index]);
+}
+
+function setupExplanations(sample) {
+  $("heatmap-choice").addEventListener("change", () => {
+    $("sample-heatmap").src = heatmapUrl(sample.id, sample.explanations[Number($("heatmap-choice").value)]);
+  });
+  listExplanations(sample);
+  const options = app.explainOptions;
+  if (!options.available) {
+    $("explain-note").textContent = (sample.explanations.length ? "" : "No explanation cached for this sample. ") + options.note;
+    return;
+  }
+  const choices = (id, values, chosen) => `<select id="${id}">${values.map((v) => `<option${v === chosen ? " selected" : ""}>${esc(v)}</option>`).join("")}</select>`;
+  const method = options.methods.includes("gradcam") ? "gradcam" : options.methods[0];
+  $("explain-form").innerHTML = choices("explain-method", options.methods, method) +
+    choices("explain-layer", options.layers, options.default_layer) +
+    choices("explain-target", options.targets, "predicted") + ` <button id="explain-button" class="small">explain</button>`;
+  const layered = () => options.layered.includes($("explain-method").value);
+  $("explain-method").addEventListener("change", () => { $("explain-layer").disabled = !layered(); });
+  $("explain-layer").disabled = !layered();
+  $("explain-note").textContent = options.note;
+  $("explain-button").addEventListener("click", () => explainSample(sample, layered()).catch(fail));
+}
+
+async function explainSample(sample, layered) {
+  const request = { id: sample.id, method: $("explain-method").value, target: $("explain-target").value };
+  if (layered) request.layer = $("explain-layer").value;
+  $("explain-note").textContent = `computing ${explanationLabel(Object.assign({ layer: null }, request))}...`;
+  const made = await (await api("/api/explain", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(request) })).json();
+  const fresh = await (await api(`/api/sample?id=${encodeURIComponent(sample.id)}`)).json();
+  if (app.sample !== sample) return;
+  sample.explanations = fresh.explanations;
+  listExplanations(sample, made);
+  app.explained = made;
+  $("explain-note").textContent = `${explanationLabel(made)} computed and kept in the run.`;
 }
 
 // ---- dashboards ----------------------------------------------------------------------------
@@ -403,7 +449,7 @@ async function drawConcepts() {
     const head = table.columns.map((c) => `<th>${esc(c)}</th>`).join("");
     const body = table.rows.map((r) => `<tr>${r.map((v) => `<td>${esc(v)}</td>`).join("")}</tr>`).join("");
     const note = table.total > table.rows.length ? ` <span class="muted">(first ${table.rows.length} of ${table.total})</span>` : "";
-    holder.insertAdjacentHTML("beforeend", `<h2>${esc(name)}${note}</h2><table class="concepts">${head ? `<tr>${head}</tr>` : ""}${body}</table>`);
+    holder.insertAdjacentHTML("beforeend", `<h2>${esc(table.title)}${note}</h2><table class="concepts">${head ? `<tr>${head}</tr>` : ""}${body}</table>`);
   }
 }
 
@@ -427,6 +473,7 @@ function initTabs() {
 async function start() {
   const started = performance.now();
   run = await (await api("/api/run")).json();
+  app.explainOptions = await (await api("/api/explain")).json();
   for (const c of run.columns) columns[c.name] = c;
   $("run-name").textContent = `${run.name}: ${run.n_samples.toLocaleString()} samples, layer ${run.layer}`;
   $("concepts-button").hidden = !run.concept_tables.length;

@@ -1,0 +1,37 @@
+"""Concept discovery: the concepts a model learned in a layer, found without labels (dictionary
+learning on pooled latents, as CRAFT), ranked by importance through the head, tied to accuracy
+and loss, and named with the INVERT engine."""
+
+from latentsight.discovery.dictionary import Dictionary, fit_dictionary
+from latentsight.discovery.discover import DiscoverySettings, discover_concepts
+from latentsight.discovery.errors import DiscoveryError
+from latentsight.discovery.importance import (
+    Decomposition,
+    LinearHead,
+    decompose_logit,
+    find_linear_head,
+)
+from latentsight.discovery.naming import name_concepts
+from latentsight.discovery.result import ConceptBank, SampleImportance, TopSamples
+from latentsight.discovery.selection import KChoice, choose_k, matched_cosines
+from latentsight.discovery.seminmf import semi_nmf
+
+__all__ = [
+    "ConceptBank",
+    "Decomposition",
+    "Dictionary",
+    "DiscoveryError",
+    "DiscoverySettings",
+    "KChoice",
+    "LinearHead",
+    "SampleImportance",
+    "TopSamples",
+    "choose_k",
+    "decompose_logit",
+    "discover_concepts",
+    "find_linear_head",
+    "fit_dictionary",
+    "matched_cosines",
+    "name_concepts",
+    "semi_nmf",
+]

@@ -1,0 +1,114 @@
+"""A concept dictionary A ~ U W of pooled latents, and the encoding of new latents with a fixed W.
+
+Non-negative (post-ReLU) latents get scikit-learn's NMF (``nndsvda`` init, seeded), or its
+MiniBatchNMF when the matrix holds more than ``MINIBATCH_ABOVE`` values; signed latents get
+Semi-NMF. The rows of W are scaled to unit norm (the codes take the scale), so a code is the
+length of the concept's part of a latent and dictionaries of different fits compare by cosine.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.decomposition import NMF, MiniBatchNMF, non_negative_factorization
+from sklearn.exceptions import ConvergenceWarning
+
+from latentsight.discovery.errors import DiscoveryError
+from latentsight.discovery.seminmf import semi_nmf, update_codes
+
+MINIBATCH_ABOVE = 20_000_000  # values (N x D) above which NMF is fitted in minibatches
+METHODS = ("auto", "nmf", "minibatch_nmf", "semi_nmf")
+_MAX_ITER = 1000
+_ENCODE_ITER = 200
+
+
+@dataclass(frozen=True)
+class Dictionary:
+    """Concept directions ``components`` (k x D, unit rows) and how they were fitted."""
+
+    components: np.ndarray
+    method: str
+    error: float  # relative reconstruction error ||A - U W|| / ||A|| on the fitted latents
+
+    @property
+    def k(self) -> int:
+        """Number of concepts."""
+        return self.components.shape[0]
+
+    def encode(self, latents: np.ndarray) -> np.ndarray:
+        """Non-negative codes U (N x k) minimising ``||A - U W||`` with W fixed."""
+        return encode(np.asarray(latents, dtype=np.float64), self.components, self.method)
+
+
+def resolve_method(latents: np.ndarray, method: str) -> str:
+    """The factorisation to use: the given one, or by the sign and size of the latents."""
+    if method not in METHODS:
+        raise DiscoveryError(f"method={method!r}: give one of {list(METHODS)}.")
+    negative = bool((np.asarray(latents) < 0).any())
+    if method in ("nmf", "minibatch_nmf") and negative:
+        raise DiscoveryError(
+            f"method={method!r} needs non-negative latents, but this layer has negative values "
+            "(it is not post-ReLU): use method='semi_nmf' (or 'auto')."
+        )
+    if method != "auto":
+        return method
+    if negative:
+        return "semi_nmf"
+    return "minibatch_nmf" if latents.size > MINIBATCH_ABOVE else "nmf"
+
+
+def _unit_rows(codes: np.ndarray, components: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    norms = np.linalg.norm(components, axis=1)
+    norms = np.where(norms > 0, norms, 1.0)
+    return codes * norms, components / norms[:, None]
+
+
+def encode(latents: np.ndarray, components: np.ndarray, method: str) -> np.ndarray:
+    """Non-negative least-squares codes of ``latents`` over fixed ``components``."""
+    k = components.shape[0]
+    if method == "semi_nmf":
+        start = np.maximum(latents @ np.linalg.pinv(components), 0.0)
+        return update_codes(latents, components, start, _ENCODE_ITER)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        codes, _, _ = non_negative_factorization(
+            np.maximum(latents, 0.0),
+            H=components,
+            n_components=k,
+            update_H=False,
+            max_iter=_ENCODE_ITER,
+            tol=1e-6,
+        )
+    return codes
+
+
+def fit_dictionary(
+    latents: np.ndarray, k: int, *, method: str = "auto", seed: int = 0
+) -> tuple[np.ndarray, Dictionary]:
+    """Fit ``A ~ U W`` with k concepts; returns the codes U (N x k) and the dictionary."""
+    latents = np.asarray(latents, dtype=np.float64)
+    if latents.ndim != 2:
+        raise DiscoveryError(f"Latents must be N x D; got shape {latents.shape}.")
+    if not 1 <= k <= min(latents.shape):
+        raise DiscoveryError(
+            f"k={k} concepts for {latents.shape[0]} samples of {latents.shape[1]} dimensions: "
+            f"give 1 <= k <= {min(latents.shape)}."
+        )
+    if not np.isfinite(latents).all():
+        raise DiscoveryError("The latents contain NaN or infinite values; re-capture the run.")
+    method = resolve_method(latents, method)
+    if method == "semi_nmf":
+        codes, components = semi_nmf(latents, k, seed=seed)
+    else:
+        kind = MiniBatchNMF if method == "minibatch_nmf" else NMF
+        model = kind(k, init="nndsvda", random_state=seed, max_iter=_MAX_ITER)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            codes = model.fit_transform(latents)
+        components = model.components_
+    codes, components = _unit_rows(codes, components)
+    total = float(np.linalg.norm(latents))
+    error = float(np.linalg.norm(latents - codes @ components)) / max(total, 1e-12)
+    return codes, Dictionary(components, method, error)

@@ -1,0 +1,242 @@
+"""Discovering the concepts of a run's layer: dictionaries per class (or global), k, importance
+through the linear head, prevalence, reliability and INVERT names."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+
+from latentsight._progress import progress_bars
+from latentsight.concepts import ConceptSettings, Vocabulary, build_vocabulary
+from latentsight.discovery.dictionary import fit_dictionary
+from latentsight.discovery.errors import DiscoveryError
+from latentsight.discovery.importance import LinearHead, find_linear_head
+from latentsight.discovery.naming import name_concepts
+from latentsight.discovery.result import Bank, ConceptBank
+from latentsight.discovery.selection import choose_k, default_ks
+
+if TYPE_CHECKING:
+    from latentsight.store.run import Run
+
+
+@dataclass(frozen=True)
+class DiscoverySettings:
+    """How concepts are discovered and named.
+
+    Args:
+        method: ``"auto"`` (NMF, MiniBatchNMF for large layers, Semi-NMF for signed latents),
+            ``"nmf"``, ``"minibatch_nmf"`` or ``"semi_nmf"``.
+        by: per class, group samples by their ``"prediction"`` (as CRAFT) or ``"target"``.
+        ks: the ks swept when k="auto" (default: 2 to 12, fewer for small classes).
+        min_stability: the split-half stability a chosen k needs.
+        max_gain: an extra concept must lower the relative error by less than this.
+        seed: seeds every fit and split.
+        naming_scope: name a concept by its codes over ``"all"`` samples (the direction's
+            meaning in the whole data) or over its ``"group"``'s samples only.
+        naming_labels: put the class labels in the naming vocabulary (default: only for a
+            global dictionary, since a class's concepts all lie in that class).
+        min_auc: a concept is named when its best formula is significant and reaches this AUC.
+        concepts: INVERT's search settings (beam, length, share of positives, alpha, bins).
+    """
+
+    method: str = "auto"
+    by: Literal["prediction", "target"] = "prediction"
+    ks: Sequence[int] | None = None
+    min_stability: float = 0.8
+    max_gain: float = 0.02
+    seed: int = 0
+    naming_scope: Literal["all", "group"] = "all"
+    naming_labels: bool | None = None
+    min_auc: float = 0.8
+    concepts: ConceptSettings = field(default_factory=ConceptSettings)
+
+
+def _select_rows(samples: pd.DataFrame, subset: str | Sequence[str] | None) -> np.ndarray:
+    if subset is None:
+        return np.arange(len(samples))
+    wanted = [subset] if isinstance(subset, str) else list(subset)
+    unknown = sorted(set(wanted) - set(samples["subset"]))
+    if unknown:
+        raise DiscoveryError(
+            f"No subset {unknown[0]!r} in this run; its subsets are "
+            f"{sorted(samples['subset'].unique())}."
+        )
+    return np.flatnonzero(samples["subset"].isin(wanted).to_numpy())
+
+
+def _groups(samples: pd.DataFrame, per_class: bool, by: str) -> list[tuple[int | None, np.ndarray]]:
+    if not per_class:
+        return [(None, np.arange(len(samples)))]
+    if by not in ("prediction", "target") or by not in samples or samples[by].isna().all():
+        raise DiscoveryError(
+            f"per_class groups samples by {by!r}, which this run did not record: give "
+            "by='prediction' or by='target' (settings), or per_class=False."
+        )
+    values = samples[by].to_numpy()
+    labels = sorted({int(v) for v in values[~pd.isna(values)]})
+    return [(label, np.flatnonzero(values == label)) for label in labels]
+
+
+def _fit_bank(
+    latents: np.ndarray,
+    label: int | None,
+    rows: np.ndarray,
+    k: int | Literal["auto"],
+    settings: DiscoverySettings,
+    first: int,
+) -> Bank:
+    group = latents[rows]
+    choice = None
+    if k == "auto":
+        ks = settings.ks or default_ks(*group.shape)
+        choice = choose_k(
+            group,
+            ks,
+            method=settings.method,
+            seed=settings.seed,
+            min_stability=settings.min_stability,
+            max_gain=settings.max_gain,
+        )
+        k = choice.k
+    _, dictionary = fit_dictionary(group, int(k), method=settings.method, seed=settings.seed)
+    return Bank(label, rows, dictionary, dictionary.encode(latents), first, choice)
+
+
+def _concept_rows(
+    bank: Bank, samples: pd.DataFrame, latents: np.ndarray, head: LinearHead | None
+) -> list[dict]:
+    codes = bank.codes[bank.rows]
+    group = samples.iloc[bank.rows]
+    dominant = np.where(codes.max(axis=1) > 0, codes.argmax(axis=1), -1)
+    phi = None
+    if head is not None:
+        labels = (
+            np.full(len(bank.rows), bank.label)
+            if bank.label is not None
+            else group["prediction"].to_numpy(dtype=int)
+        )
+        projections = head.weight[labels] @ bank.dictionary.components.T  # n x k
+        phi = codes * projections
+    group_loss = float(group["loss"].mean()) if "loss" in group else np.nan
+    rows = []
+    for i in range(bank.dictionary.k):
+        mask = dominant == i
+        where = group[mask]
+        loss = float(where["loss"].mean()) if "loss" in where and mask.any() else np.nan
+        rows.append(
+            {
+                "concept": bank.first + i,
+                "class": bank.label,
+                "index": i,
+                "importance": float(np.abs(phi[:, i]).mean()) if phi is not None else np.nan,
+                "signed_importance": float(phi[:, i].mean()) if phi is not None else np.nan,
+                "prevalence": float(mask.mean()),
+                "samples": int(mask.sum()),
+                "accuracy": float(where["correct"].mean())
+                if "correct" in where and mask.any()
+                else np.nan,
+                "mean_loss": loss,
+                "loss_ratio": loss / group_loss if group_loss > 0 else np.nan,
+                "mean_code": float(codes[:, i].mean()),
+            }
+        )
+    return rows
+
+
+def _head(run: Run, layer: str, dim: int, notes: list[str]) -> LinearHead | None:
+    project = run.project
+    if project is None:
+        notes.append(
+            "no model: attach the Project (run.attach(project)) to get importance from the "
+            "linear head that reads the layer"
+        )
+        return None
+    found = find_linear_head(project.resolve_model(), layer, dim)
+    if isinstance(found, str):
+        notes.append(found)
+        return None
+    return found
+
+
+def discover_concepts(
+    run: Run,
+    layer: str,
+    *,
+    per_class: bool = True,
+    k: int | Literal["auto"] = "auto",
+    settings: DiscoverySettings | None = None,
+    subset: str | Sequence[str] | None = None,
+    class_names: Sequence[str] | Mapping[int, str] | None = None,
+    progress: bool = False,
+) -> ConceptBank:
+    """Discover the concepts of a layer from its stored pooled latents; see :class:`ConceptBank`."""
+    settings = settings or DiscoverySettings()
+    if settings.naming_scope not in ("all", "group"):
+        raise DiscoveryError(f"naming_scope={settings.naming_scope!r}: give 'all' or 'group'.")
+    if k != "auto" and (not isinstance(k, int) or k < 1):
+        raise DiscoveryError(f"k={k!r}: give a number of concepts >= 1, or 'auto'.")
+    latents_all = run.latent(layer)
+    samples = run.samples
+    rows = _select_rows(samples, subset)
+    samples = samples.iloc[rows].reset_index(drop=True)
+    latents = np.asarray(latents_all[rows], dtype=np.float64)
+    groups = _groups(samples, per_class, settings.by)
+    notes: list[str] = []
+    head = _head(run, layer, latents.shape[1], notes)
+    names_by_class = (
+        dict(enumerate(class_names)) if isinstance(class_names, Sequence) else (class_names)
+    )
+    labels = settings.naming_labels if settings.naming_labels is not None else not per_class
+    vocabulary = build_vocabulary(
+        samples,
+        metadata_columns=list(settings.concepts.metadata or run.manifest["metadata_columns"]),
+        labels=labels,
+        class_names=names_by_class,
+        bins=settings.concepts.bins,
+        thresholds=settings.concepts.thresholds,
+    )
+    banks: list[Bank] = []
+    records: list[dict] = []
+    with progress_bars(progress) as reporter:
+        reporter.start("dictionaries", len(groups))
+        for label, group_rows in groups:
+            smallest = 2 * max(settings.ks or [2]) if k == "auto" else int(k)
+            if len(group_rows) < max(smallest, 10):
+                notes.append(f"class {label}: {len(group_rows)} samples, too few; skipped")
+                reporter.advance("dictionaries")
+                continue
+            first = sum(b.dictionary.k for b in banks)
+            bank = _fit_bank(latents, label, group_rows, k, settings, first)
+            banks.append(bank)
+            scope = np.arange(len(samples)) if settings.naming_scope == "all" else group_rows
+            named = name_concepts(
+                bank.codes[scope],
+                samples.iloc[scope].reset_index(drop=True),
+                _restrict(vocabulary, scope),
+                settings=settings.concepts,
+                min_auc=settings.min_auc,
+            )
+            for row, name in zip(
+                _concept_rows(bank, samples, latents, head), named.to_dict("records"), strict=True
+            ):
+                records.append({**row, **name})
+            reporter.advance("dictionaries")
+    if not banks:
+        raise DiscoveryError(
+            "No class has enough samples to discover concepts: " + "; ".join(notes) + "."
+        )
+    table = pd.DataFrame(records)
+    if names_by_class:
+        table.insert(2, "class_name", table["class"].map(lambda c: names_by_class.get(c, c)))
+    return ConceptBank(run, layer, samples, latents, banks, table, head=head, notes=notes)
+
+
+def _restrict(vocabulary: Vocabulary, rows: np.ndarray) -> Vocabulary:
+    """The vocabulary on some of its rows (concepts constant there score AUC 0.5)."""
+    return Vocabulary(
+        vocabulary.names, vocabulary.sources, vocabulary.matrix[rows], vocabulary.dropped
+    )

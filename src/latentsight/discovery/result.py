@@ -1,0 +1,173 @@
+"""The concepts discovered in a run's layer: per concept importance, prevalence, reliability and
+name; the samples that express a concept; one sample's attribution to concepts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from latentsight.discovery.dictionary import Dictionary
+from latentsight.discovery.errors import DiscoveryError
+from latentsight.discovery.importance import LinearHead, decompose_logit
+from latentsight.discovery.selection import KChoice
+
+if TYPE_CHECKING:
+    from latentsight.store.run import Run
+
+
+@dataclass(frozen=True)
+class Bank:
+    """The dictionary of one group of samples (a class, or all) and its codes.
+
+    ``codes`` covers every selected sample of the run (rows as ``ConceptBank.samples``), encoded
+    with the group's fixed dictionary; ``rows`` are the group's own samples among them.
+    """
+
+    label: int | None  # the class, or None for a global dictionary
+    rows: np.ndarray
+    dictionary: Dictionary
+    codes: np.ndarray
+    first: int  # the concept id of the bank's first concept
+    choice: KChoice | None  # the k sweep when k was "auto"
+
+
+@dataclass(frozen=True)
+class TopSamples:
+    """The samples that express a concept most, strongest first."""
+
+    concept: int
+    ids: list[str]
+    codes: np.ndarray
+    run: Run = field(repr=False)
+
+    def grid(self, columns: int = 8, size: int = 96) -> Image.Image:
+        """The samples' stored renders tiled in a grid (``size`` px cells)."""
+        images = [self.run.render(sample_id) for sample_id in self.ids]
+        if not all(isinstance(image, Image.Image) for image in images):
+            raise DiscoveryError("These samples' renders are text, not images: no image grid.")
+        columns = max(1, min(columns, len(images)))
+        rows = -(-len(images) // columns)
+        sheet = Image.new("RGB", (columns * size, rows * size), "white")
+        for i, image in enumerate(images):
+            cell = image.convert("RGB").resize((size, size), Image.Resampling.NEAREST)
+            sheet.paste(cell, ((i % columns) * size, (i // columns) * size))
+        return sheet
+
+
+@dataclass(frozen=True)
+class SampleImportance:
+    """One sample's class logit split into concept terms, the residual's term and the bias."""
+
+    sample_id: str
+    label: int
+    table: pd.DataFrame  # per concept: concept, name, code, phi
+    residual: float
+    bias: float
+
+    @property
+    def logit(self) -> float:
+        """The logit the parts sum to (the model's)."""
+        return float(self.table["phi"].sum() + self.residual + self.bias)
+
+
+class ConceptBank:
+    """Concepts discovered in one layer of a run. Get one with ``run.discover_concepts(...)``."""
+
+    def __init__(
+        self,
+        run: Run,
+        layer: str,
+        samples: pd.DataFrame,
+        latents: np.ndarray,
+        banks: list[Bank],
+        table: pd.DataFrame,
+        *,
+        head: LinearHead | None,
+        notes: list[str],
+    ) -> None:
+        self.run = run
+        self.layer = layer
+        self.samples = samples.reset_index(drop=True)
+        self._latents = latents
+        self.banks = banks
+        self.table = table
+        self.head = head
+        self.notes = notes
+
+    def __repr__(self) -> str:
+        return (
+            f"ConceptBank(layer={self.layer!r}, concepts={len(self.table)}, "
+            f"dictionaries={len(self.banks)}, samples={len(self.samples)})"
+        )
+
+    @property
+    def sweeps(self) -> pd.DataFrame:
+        """The k sweeps of the dictionaries fitted with k="auto", one block per class."""
+        frames = [
+            bank.choice.sweep.assign(**{"class": bank.label})
+            for bank in self.banks
+            if bank.choice is not None
+        ]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def _bank_of(self, concept: int) -> Bank:
+        for bank in self.banks:
+            if bank.first <= concept < bank.first + bank.dictionary.k:
+                return bank
+        raise DiscoveryError(
+            f"No concept {concept}; this bank has concepts 0-{len(self.table) - 1}."
+        )
+
+    def top_samples(self, concept: int, n: int = 16) -> TopSamples:
+        """The ``n`` samples of the concept's group with the largest codes for it."""
+        bank = self._bank_of(concept)
+        codes = bank.codes[bank.rows, concept - bank.first]
+        order = np.argsort(-codes, kind="stable")[:n]
+        ids = self.samples["id"].to_numpy()[bank.rows[order]]
+        return TopSamples(concept, [str(i) for i in ids], codes[order], self.run)
+
+    def importance(self, sample_id: str, label: int | None = None) -> SampleImportance:
+        """Concept attribution of a sample's logit for ``label`` (default: its prediction),
+        with the dictionary of that class (per class) or the global one; needs the model."""
+        if self.head is None:
+            raise DiscoveryError(
+                "Importance needs the linear head that reads the layer: "
+                + "; ".join(self.notes or ["attach the Project with run.attach(project)"])
+                + "."
+            )
+        found = np.flatnonzero(self.samples["id"].to_numpy() == sample_id)
+        if found.size == 0:
+            raise DiscoveryError(f"No sample with id {sample_id!r} among the discovered samples.")
+        row = int(found[0])
+        if label is None:
+            label = int(self.samples.loc[row, "prediction"])
+        banks = [b for b in self.banks if b.label in (label, None)]
+        if not banks:
+            raise DiscoveryError(
+                f"No dictionary for class {label}: classes with one are "
+                f"{[b.label for b in self.banks]}."
+            )
+        bank = banks[0]
+        parts = decompose_logit(
+            self._latents[row : row + 1],
+            bank.codes[row : row + 1],
+            bank.dictionary.components,
+            self.head,
+            label,
+        )
+        ids = np.arange(bank.first, bank.first + bank.dictionary.k)
+        table = pd.DataFrame(
+            {
+                "concept": ids,
+                "name": self.table.set_index("concept").loc[ids, "name"].to_numpy(),
+                "code": bank.codes[row],
+                "phi": parts.phi[0],
+            }
+        ).sort_values("phi", key=np.abs, ascending=False, kind="stable")
+        return SampleImportance(
+            sample_id, label, table.reset_index(drop=True), float(parts.residual[0]), parts.bias
+        )

@@ -1,0 +1,82 @@
+"""Concept dictionaries on planted latents: recovery of known directions, the choice of k, the
+Hungarian matching, Semi-NMF for signed latents, and clear errors."""
+
+from __future__ import annotations
+
+from itertools import permutations
+
+import numpy as np
+import pytest
+
+from latentsight.discovery import DiscoveryError, choose_k, fit_dictionary, matched_cosines
+
+K = 6
+
+
+def _planted(n: int = 1200, d: int = 40, seed: int = 0, shift: float = 0.0):
+    """Latents ``U W + noise`` from K sparse non-negative unit directions W, sparse codes U."""
+    rng = np.random.default_rng(seed)
+    directions = rng.random((K, d)) * (rng.random((K, d)) < 0.4)
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    codes = rng.exponential(1.0, (n, K)) * (rng.random((n, K)) < 0.35)
+    latents = codes @ (directions - shift) + rng.normal(0.0, 0.02, (n, d))
+    return (latents if shift else np.maximum(latents, 0.0)), directions - shift
+
+
+def test_nmf_recovers_the_planted_directions_at_k_and_beyond():
+    latents, directions = _planted()
+    codes, exact = fit_dictionary(latents, K)
+    assert exact.method == "nmf" and codes.shape == (1200, K) and (codes >= 0).all()
+    assert np.allclose(np.linalg.norm(exact.components, axis=1), 1.0)
+    assert matched_cosines(directions, exact.components).min() >= 0.95
+    _, wider = fit_dictionary(latents, K + 2)
+    assert matched_cosines(directions, wider.components).mean() >= 0.95
+    assert exact.error < 0.1
+
+
+def test_auto_k_picks_the_planted_number_and_keeps_the_sweep():
+    latents, _ = _planted()
+    choice = choose_k(latents, range(2, 10))
+    assert choice.k == K, choice.sweep
+    sweep = choice.sweep.set_index("k")
+    assert list(sweep.index) == list(range(2, 10))
+    assert sweep.loc[K, "chosen"] and sweep["chosen"].sum() == 1
+    assert sweep.loc[K, "stability"] >= 0.8 and sweep.loc[K, "gain"] < 0.02
+    assert sweep.loc[K - 1, "gain"] > 0.1  # one concept short explains much less
+
+
+def test_matched_cosines_equal_the_best_permutation():
+    rng = np.random.default_rng(1)
+    first, second = rng.normal(size=(4, 5)), rng.normal(size=(4, 5))
+    unit = lambda m: m / np.linalg.norm(m, axis=1, keepdims=True)  # noqa: E731
+    cosine = unit(first) @ unit(second).T
+    best = max(permutations(range(4)), key=lambda p: sum(cosine[i, j] for i, j in enumerate(p)))
+    expected = np.array([cosine[i, j] for i, j in enumerate(best)])
+    assert np.allclose(matched_cosines(first, second), expected)
+
+
+def test_signed_latents_get_semi_nmf_with_non_negative_codes():
+    latents, _ = _planted(n=500, shift=0.05)
+    assert (latents < 0).any()
+    codes, dictionary = fit_dictionary(latents, K)
+    assert dictionary.method == "semi_nmf" and (codes >= 0).all()
+    noise = 0.02 * np.sqrt(latents.size) / np.linalg.norm(latents)
+    assert dictionary.error < 1.3 * noise  # fits down to the noise
+    encoded = dictionary.encode(latents)
+    assert (encoded >= 0).all()
+    residual = np.linalg.norm(latents - encoded @ dictionary.components) / np.linalg.norm(latents)
+    assert residual < 1.3 * noise
+    _, short = fit_dictionary(latents, K - 2)
+    assert short.error > 3 * dictionary.error
+
+
+def test_bad_requests_are_refused_clearly():
+    latents, _ = _planted(n=100, shift=0.05)
+    with pytest.raises(DiscoveryError, match=r"needs non-negative latents"):
+        fit_dictionary(latents, 3, method="nmf")
+    with pytest.raises(DiscoveryError, match=r"give 1 <= k <= 40"):
+        fit_dictionary(latents, 41)
+    with pytest.raises(DiscoveryError, match=r"method='pca'"):
+        fit_dictionary(latents, 3, method="pca")
+    with pytest.raises(DiscoveryError, match=r"too few to sweep"):
+        choose_k(latents[:10], range(2, 8))
