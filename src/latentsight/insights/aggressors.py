@@ -99,7 +99,11 @@ class PerformanceAggressors(Detector):
                     description=(
                         f"{population.name} ({int(full_mask.sum())} samples) has mean {column} "
                         f"{mean_in:.3g} against {mean_out:.3g} elsewhere."
-                        + stands_out(ctx.samples, ctx.metadata_columns, population.mask)
+                        + stands_out(
+                            ctx.samples,
+                            [c for c in ctx.metadata_columns if c != population.column],
+                            population.mask,
+                        )
                     ),
                     action=(
                         "Inspect these samples first: collect or up-weight training data like "

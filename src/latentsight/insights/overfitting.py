@@ -121,9 +121,11 @@ def permutation_gap_test(
     """
     masks = np.atleast_2d(np.asarray(masks, dtype=bool))
     loss_t, loss_e = loss[train].astype(np.float64), loss[evals].astype(np.float64)
-    in_t = masks[:, train].astype(np.float64)
-    in_e = masks[:, evals].astype(np.float64)
-    n_t, n_e = in_t.sum(axis=1), in_e.sum(axis=1)
+    # Memberships are sparse (a sample is in one cluster and one slice per column): sparse
+    # products keep the permutations linear in the number of samples, not in samples x regions.
+    in_t = sparse.csr_matrix(masks[:, train], dtype=np.float64)
+    in_e = sparse.csr_matrix(masks[:, evals], dtype=np.float64)
+    n_t, n_e = np.asarray(in_t.sum(axis=1)).ravel(), np.asarray(in_e.sum(axis=1)).ravel()
     floor = 1e-9 * max(float(np.abs(loss_e).mean()), 1e-12)
 
     def statistics(mean_e: np.ndarray, mean_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -56,6 +56,7 @@ def metadata_populations(ctx: AnalysisContext) -> list[Population]:
                         f"{column} = {value}",
                         "metadata",
                         (values == value).fillna(False).to_numpy(),
+                        column,
                     )
                 )
         else:
@@ -64,7 +65,10 @@ def metadata_populations(ctx: AnalysisContext) -> list[Population]:
                 for value in sorted(numbers.dropna().unique()):
                     found.append(
                         Population(
-                            f"{column} = {value:g}", "metadata", (numbers == value).to_numpy()
+                            f"{column} = {value:g}",
+                            "metadata",
+                            (numbers == value).to_numpy(),
+                            column,
                         )
                     )
                 continue
@@ -74,7 +78,10 @@ def metadata_populations(ctx: AnalysisContext) -> list[Population]:
                 mask = (bins == interval).to_numpy()
                 found.append(
                     Population(
-                        f"{column} in [{interval.left:.3g}, {interval.right:.3g}]", "metadata", mask
+                        f"{column} in [{interval.left:.3g}, {interval.right:.3g}]",
+                        "metadata",
+                        mask,
+                        column,
                     )
                 )
     return [p for p in found if ctx.settings.min_population <= p.mask.sum() <= ctx.n // 2]

@@ -57,15 +57,19 @@ def cluster_latents(
 def _assign_noise(labels: np.ndarray, graph: NeighborGraph) -> np.ndarray:
     """Give each noise sample the most common cluster among its neighbours, repeating until stable."""
     labels = labels.copy()
+    n_labels = int(labels.max()) + 1
     for _ in range(10):
         pending = np.flatnonzero(labels < 0)
         if not len(pending):
             break
         neighbour_labels = labels[graph.indices[pending]]
-        for row, candidates in zip(pending, neighbour_labels, strict=True):
-            known = candidates[candidates >= 0]
-            if len(known):
-                labels[row] = np.bincount(known).argmax()
+        rows, cols = np.nonzero(neighbour_labels >= 0)
+        if not len(rows):
+            break
+        counts = np.zeros((len(pending), n_labels), dtype=np.int32)
+        np.add.at(counts, (rows, neighbour_labels[rows, cols]), 1)
+        known = counts.sum(axis=1) > 0
+        labels[pending[known]] = counts[known].argmax(axis=1)
     if (labels < 0).any():
         labels[labels < 0] = np.bincount(labels[labels >= 0]).argmax()
     return labels
