@@ -78,3 +78,17 @@ def test_layers_searched_are_recorded_on_the_evidence(analysed):
     layers = {e.layer for i in insights for e in i.evidence}
     assert None in layers  # metadata findings need no latent space
     assert len(layers & set(run.layers)) >= 2  # latent findings come from more than one layer
+
+
+def test_the_concept_audit_adds_the_shortcut_when_the_model_is_attached(analysed):
+    run, insights, _ = analysed
+    assert run.project is not None  # ls.analyze keeps the Project attached
+    features = [i for i in insights if i.kind == "spurious_feature"] + [
+        i for i in insights if any(e.detector == "spurious_feature" for e in i.evidence)
+    ]
+    assert features, run.analysis_info["detectors"].get("spurious_feature")
+    assert run.analysis_info["detectors"]["spurious_feature"]["classes_flagged"] == ["0"]
+    assert "background == blue" in features[0].title
+    blue = set(run.samples.loc[run.samples["background"] == "blue", "id"])
+    population = set(features[0].population)
+    assert len(population & blue) / len(population) >= 0.9

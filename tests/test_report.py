@@ -73,6 +73,17 @@ def _open_offline(path, screenshot):
 
 
 def test_report_opens_offline_and_shows_every_section(dashboard_run, tmp_path):
+    import shutil
+
+    import latentsight as ls
+
+    # The analysis stored the concept audit (the model was attached); without it, no such view.
+    shutil.copytree(
+        dashboard_run.path,
+        tmp_path / "plain",
+        ignore=shutil.ignore_patterns("concepts", "explanations"),
+    )
+    dashboard_run = ls.open_run(tmp_path / "plain")
     path = dashboard_run.report(tmp_path / "report.html")
     html = path.read_text()
     markup = re.sub(r"<script[^>]*>.*?</script>", "", html, flags=re.S)

@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from torch import nn
 
 from latentsight import __version__
 from latentsight._progress import progress_bars
+from latentsight.errors import LatentsightError
 from latentsight.insights.base import DETECTORS, AnalysisContext, AnalysisSettings, Insight
 from latentsight.insights.describe import enriched_metadata
 from latentsight.insights.ranking import rank_insights
@@ -21,6 +23,7 @@ from latentsight.latent.clustering import cluster_latents
 from latentsight.latent.neighbors import neighbor_graph
 from latentsight.latent.projection import embed_2d, reduce
 from latentsight.store.analysis import write_analysis
+from latentsight.store.manifest import layer_entry
 
 if TYPE_CHECKING:
     from latentsight.store.run import Run
@@ -133,6 +136,33 @@ def _tag_layer(insights: list[Insight], layer: str) -> None:
         insight.evidence = [replace(e, layer=layer) for e in insight.evidence]
 
 
+def shortcut_audit(run: Run, layer: str, notes: dict[str, Any]) -> list[Insight]:
+    """The concept audit's shortcut findings (kind "spurious_feature"), when the run has its
+    model attached and ``layer`` is read by a linear head; the concept tables and the audit are
+    stored in the run as ``run.concepts(layer).audit()`` stores them."""
+    if run.project is None:
+        notes["spurious_feature"] = {
+            "skipped": "no model attached: open the run with open_run(path, project=...)"
+        }
+        return []
+    entry = layer_entry(run.manifest, layer)
+    head = dict(run.project.resolve_model().named_modules()).get(entry["module"])
+    if entry["point"] != "input" or not isinstance(head, nn.Linear):
+        notes["spurious_feature"] = {"skipped": f"{layer} is not the input of a linear head"}
+        return []
+    try:
+        audit = run.concepts(layer).audit()
+    except LatentsightError as error:
+        notes["spurious_feature"] = {"skipped": str(error)}
+        return []
+    notes["spurious_feature"] = {
+        "classes_flagged": [c.name for c in audit.classes if c.likely_shortcut]
+    }
+    for insight in audit.insights:
+        insight.evidence = [replace(e, layer=layer) for e in insight.evidence]
+    return audit.insights
+
+
 def run_analysis(
     run: Run,
     *,
@@ -146,7 +176,9 @@ def run_analysis(
 
     Every detector searches the map's layer; detectors that read latents also search each other
     recorded layer (``settings.all_layers``), since a failure mode can be separable in an early
-    layer and mixed in a late one. Candidates from all layers are ranked and merged together.
+    layer and mixed in a late one. With every detector asked for and the model attached, the
+    concept audit of the map's layer adds its shortcut findings. Candidates from all layers are
+    ranked and merged together.
     """
     settings = settings or AnalysisSettings()
     layer = layer or default_layer(run)
@@ -162,7 +194,7 @@ def run_analysis(
     scores = run.samples[["id"]].copy()
     primary_ctx: AnalysisContext | None = None
     with progress_bars(progress) as reporter:
-        steps = len(layers) * (len(LAYER_STEPS) + len(names))
+        steps = len(layers) * (len(LAYER_STEPS) + len(names)) + 1
         reporter.start("analysis", steps)
         for searched in layers:
             primary = searched == layer
@@ -200,6 +232,11 @@ def run_analysis(
                         scores = scores.merge(result.scores, on="id", how="left")
                 detector_timings[f"{key}_s"] = time.perf_counter() - started
                 reporter.advance("analysis")
+        if detectors is None:
+            started = time.perf_counter()
+            candidates.extend(shortcut_audit(run, layer, notes))
+            detector_timings["spurious_feature_s"] = time.perf_counter() - started
+        reporter.advance("analysis")
     assert primary_ctx is not None
     insights = rank_insights(candidates, settings.alpha)
     map_frame = pd.DataFrame(
