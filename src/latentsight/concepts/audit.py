@@ -158,6 +158,12 @@ def spurious_audit(
             f"{head or layer!r} the classification head?"
         )
     other = concepts.vocabulary.without(LABEL)
+    if other.matrix.shape[1] == 0:
+        raise ConceptsError(
+            "The audit names what drives each class with concepts other than the class labels, "
+            "and this run has none: give the Project metadata columns, or pass annotations= to "
+            "run.concepts()."
+        )
     picked: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for c in present:
         mean = labels.activations[targets == c].mean(axis=0)

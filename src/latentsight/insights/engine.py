@@ -155,6 +155,12 @@ def shortcut_audit(run: Run, layer: str, notes: dict[str, Any]) -> list[Insight]
     except LatentsightError as error:
         notes["spurious_feature"] = {"skipped": str(error)}
         return []
+    except Exception as error:  # the audit failing must not cost the detectors' findings
+        notes["spurious_feature"] = {
+            "error": repr(error),
+            "traceback": traceback.format_exc(limit=5),
+        }
+        return []
     notes["spurious_feature"] = {
         "classes_flagged": [c.name for c in audit.classes if c.likely_shortcut]
     }
