@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from _models import N_CLASSES, resnet18, shapes_cnn
 from captum.attr import (
     InputXGradient,
     IntegratedGradients,
@@ -44,69 +45,10 @@ import latentsight
 from latentsight.explain import AttributionSettings
 from latentsight.losses import cross_entropy
 
-N_CLASSES = 10
 IG_STEPS = 32
 SMOOTH_SAMPLES = 8
 GRADCAM_GOAL = 1.3
 IG_GOAL = 1.2
-
-
-class BasicBlock(nn.Module):
-    """Two 3x3 conv-BN layers and a residual connection (projected when the shape changes)."""
-
-    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.relu(self.bn1(self.conv1(x)))
-        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
-
-
-class ResNet18(nn.Module):
-    """ResNet-18 layout: stem, BasicBlock x [2, 2, 2, 2] at 64-512 channels, pool, linear."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, 64, 7, 2, 3, bias=False),
-            nn.BatchNorm2d(64),
-            nn.ReLU(),
-            nn.MaxPool2d(3, 2, 1),
-        )
-        stages, c_in = [], 64
-        for stage, width in enumerate((64, 128, 256, 512)):
-            stride = 1 if stage == 0 else 2
-            stages.append(
-                nn.Sequential(BasicBlock(c_in, width, stride), BasicBlock(width, width, 1))
-            )
-            c_in = width
-        self.layers = nn.Sequential(*stages)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(512, N_CLASSES)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.pool(self.layers(self.stem(x))).flatten(1))
-
-
-def shapes_cnn() -> nn.Module:
-    from latentsight.demo.model import ShapesCNN
-
-    torch.manual_seed(0)
-    return ShapesCNN(n_classes=N_CLASSES)
-
-
-def resnet18() -> nn.Module:
-    torch.manual_seed(0)
-    return ResNet18()
 
 
 @dataclass(frozen=True)
@@ -122,7 +64,7 @@ class Case:
 
 CASES = (
     Case("ShapesCNN", shapes_cnn, 32, "features.2.0", 64),
-    Case("ResNet-18", resnet18, 64, "layers.3.1.conv2", 16),
+    Case("ResNet-18", resnet18, 64, "layer4.1.conv2", 16),
 )
 
 
