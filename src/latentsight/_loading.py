@@ -85,3 +85,8 @@ def load_recorded_project(manifest: dict) -> Project:
     if directory and directory not in sys.path:
         sys.path.insert(0, directory)
     return load_project(spec["target"])
+
+
+def project_for_run(manifest: dict, target: str | None) -> Project:
+    """The Project named by ``target`` (``module:project``), else the one the run recorded."""
+    return load_project(target) if target else load_recorded_project(manifest)

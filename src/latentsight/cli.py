@@ -11,7 +11,12 @@ from typer.core import TyperGroup
 
 from latentsight import api
 from latentsight._display import check_view, insights_view, run_view
-from latentsight._loading import load_project, load_recorded_project, record_project
+from latentsight._loading import (
+    load_project,
+    load_recorded_project,
+    project_for_run,
+    record_project,
+)
 from latentsight.errors import LatentsightError
 
 if TYPE_CHECKING:
@@ -190,7 +195,7 @@ def explain(
 
     try:
         opened = api.open_run(run)
-        opened.attach(load_project(project) if project else load_recorded_project(opened.manifest))
+        opened.attach(project_for_run(opened.manifest, project))
         found = opened.explain(
             [part.strip() for part in ids.split(",") if part.strip()],
             method=method,
@@ -413,7 +418,7 @@ def concepts_audit(
 
     try:
         opened = api.open_run(run)
-        found = load_project(project) if project else load_recorded_project(opened.manifest)
+        found = project_for_run(opened.manifest, project)
         name = layer or opened.layers[-1]
         audit = opened.concepts(name, progress=True).audit(found, drivers=drivers)
         console.print(audit_view(audit))
@@ -456,7 +461,7 @@ def concepts_discover(
     try:
         opened = api.open_run(run)
         try:
-            found = load_project(project) if project else load_recorded_project(opened.manifest)
+            found = project_for_run(opened.manifest, project)
             opened.attach(found)
         except LatentsightError as error:
             if project:

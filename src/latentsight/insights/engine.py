@@ -164,8 +164,7 @@ def shortcut_audit(run: Run, layer: str, notes: dict[str, Any]) -> list[Insight]
     notes["spurious_feature"] = {
         "classes_flagged": [c.name for c in audit.classes if c.likely_shortcut]
     }
-    for insight in audit.insights:
-        insight.evidence = [replace(e, layer=layer) for e in insight.evidence]
+    _tag_layer(audit.insights, layer)
     return audit.insights
 
 
