@@ -6,6 +6,7 @@ import base64
 import io
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 from playwright.sync_api import sync_playwright
@@ -18,6 +19,7 @@ from surfaces_helpers import (
     with_extras,
 )
 
+from latentsight.concepts.store import discovered_file
 from latentsight.server import background, create_app
 
 
@@ -190,10 +192,17 @@ def test_dashboards_and_concepts_tabs(page, run):
     assert page.is_visible("#concepts-button")
     page.click("#concepts-button")
     page.wait_for_function(
-        "document.querySelectorAll('table.concepts').length >= 2", timeout=30_000
-    )  # the neuron table and the audit arrive one after the other
+        "document.querySelectorAll('table.concepts').length >= 3", timeout=30_000
+    )  # the neuron table, the discovered concepts and the audit arrive one after the other
     shown = page.inner_text("#concept-tables")
     assert f"Neuron concepts at {CONCEPT_LAYER}" in shown and "Spurious-feature audit" in shown
     assert "background == blue" in shown  # the planted shortcut among circle's drivers
-    assert page.locator("table.concepts").count() == 2
+    assert page.locator("table.concepts").count() == 3
+    layer = run.analysis_info["layer"]
+    assert f"Discovered concepts at {layer}" in shown
+    stored = pd.read_parquet(discovered_file(run.path, layer))
+    first_gallery = page.locator(".gallery.mini").first
+    first_gallery.locator("img").first.wait_for()
+    shown_ids = [img.get_attribute("alt") for img in first_gallery.locator("img").all()]
+    assert shown_ids == list(stored["top_samples"].iloc[0])[:6]  # the concept's top samples
     page.click("[data-tab=map-tab]")

@@ -76,11 +76,13 @@ def test_planted_failing_population_is_the_top_insight(tmp_path):
 def test_clean_data_raises_no_aggressor_overfitting_or_representation_insight(tmp_path):
     run = _run(tmp_path, planted=False)
     assert run.analysis_info["layers_searched"] == run.layers[::-1]  # every layer was searched
+    assert run.analysis_info["detectors"]["concept_aggressor"]["concepts"] >= 4  # discovery ran
     for kinds in (
         {"performance_aggressor"},
         {"overfitting", "memorization"},
         {"over_represented", "under_represented"},
         {"spurious_correlation"},
+        {"concept_aggressor"},
     ):
         flagged = [i.title for i in run.insights if i.kind in kinds]
         assert len(flagged) <= 1, flagged

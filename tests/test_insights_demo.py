@@ -22,7 +22,8 @@ def test_every_planted_mode_is_a_top_ten_insight(analysed):
     run, insights, truth = analysed
     masks = planted_masks(run.samples, truth)
     populations = masks_of([i.population for i in insights], run.samples["id"].tolist())
-    table = recovery_table("latentsight", populations, masks, k=10).set_index("mode")
+    hardness = run.samples["loss"].to_numpy()
+    table = recovery_table("latentsight", populations, masks, hardness, k=10).set_index("mode")
     assert list(table.index) == list(PLANTED_MODES)
     for mode, row in table.iterrows():
         assert row["rank"] is not None and not np.isnan(row["rank"]), (mode, table)

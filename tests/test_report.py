@@ -22,8 +22,10 @@ from surfaces_helpers import (
 from typer.testing import CliRunner
 
 from latentsight.cli import app
+from latentsight.discovery import DiscoverySettings
 from latentsight.errors import LatentsightError, NotRecordedError
 from latentsight.explain.overlay import overlay
+from latentsight.insights.engine import CONCEPT_FIT_SAMPLES, CONCEPT_KS
 from latentsight.report import tables
 
 SECTIONS = ["provenance", "metrics", "map", "insights", "samples", "trends"]
@@ -123,6 +125,23 @@ def test_report_shows_concepts_and_heatmaps_when_the_run_has_them(dashboard_run,
     significant = int(labels["significant"].sum())
     assert f"{significant} of {len(labels)} neurons have a significant concept" in html
     _assert_heatmaps_are_the_cached_maps(run, html)
+    _assert_discovered_concepts_show_their_top_samples(run, html)
+
+
+def _assert_discovered_concepts_show_their_top_samples(run, html):
+    """The analysis kept the map layer's discovered concepts; the report lists them, each of the
+    most important shown with the samples that express it most (as the bank ranks them)."""
+    layer = run.analysis_info["layer"]
+    assert f"Discovered concepts at {layer}" in html
+    settings = DiscoverySettings(ks=CONCEPT_KS, max_fit_samples=CONCEPT_FIT_SAMPLES)
+    bank = run.discover_concepts(layer, settings=settings, save=False)
+    concept = int(bank.table.sort_values("importance", ascending=False)["concept"].iloc[0])
+    block = re.search(
+        rf"<h4>concept {concept} \(class [^<]*</h4><div class=\"gallery\">(.*?)</div></div>", html
+    )
+    assert block is not None
+    shown = re.findall(r'<figure class="sample"><img alt="([^"]+)"', block.group(1))
+    assert shown == bank.top_samples(concept, n=6).ids
 
 
 def _assert_heatmaps_are_the_cached_maps(run, html):

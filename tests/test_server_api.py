@@ -6,6 +6,7 @@ import io
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 from sklearn.neighbors import NearestNeighbors
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 
 import latentsight as ls
 from latentsight.cli import app as cli
+from latentsight.concepts.store import discovered_file
 from latentsight.errors import LatentsightError
 from latentsight.explain.overlay import overlay
 from latentsight.insights.describe import enriched_metadata
@@ -43,7 +45,8 @@ def test_run_info(client, run):
     assert {"loss", "subset", "cluster", "correct", *run.manifest["metadata_columns"]} <= set(names)
     assert names["subset"]["kind"] == "category" and names["loss"]["kind"] == "number"
     assert info["has_explanations"] is True
-    assert info["concept_tables"] == [NEURONS, "audit"]
+    discovered = discovered_file(run.path, run.analysis_info["layer"]).stem
+    assert info["concept_tables"] == [NEURONS, discovered, "audit"]
     val = next(m for m in info["metrics"] if m["subset"] == "val")
     assert val["loss"] == pytest.approx(run.samples.query("subset == 'val'")["loss"].mean())
 
@@ -142,7 +145,13 @@ def test_trends_and_concepts(client, run):
     numeric = client.get("/api/trends", params={"column": "size", "value": "correct", "bins": 4})
     assert len(numeric.json()["labels"]) == 4
     tables = {t["name"]: t for t in client.get("/api/concepts").json()}
-    assert list(tables) == [NEURONS, "audit"]
+    discovered = discovered_file(run.path, run.analysis_info["layer"])
+    assert list(tables) == [NEURONS, discovered.stem, "audit"]
+    stored = pd.read_parquet(discovered)
+    assert tables[discovered.stem]["rows"] == len(stored) and "top_samples" in stored
+    served = client.get(f"/api/concepts/{discovered.stem}").json()
+    column = served["columns"].index("top_samples")
+    assert served["rows"][0][column] == ", ".join(stored["top_samples"].iloc[0])
     assert tables[NEURONS]["title"] == f"Neuron concepts at {CONCEPT_LAYER}"
     assert tables[NEURONS]["rows"] == 32  # the head's 32 inputs
     assert {"neuron", "formula", "auc", "q_value", "significant"} <= set(tables[NEURONS]["columns"])

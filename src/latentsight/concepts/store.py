@@ -1,8 +1,10 @@
 """Concept tables kept in the run directory, so the report and the dashboard show them.
 
 Layout: ``<run>/concepts/neurons.<layer stem>.parquet`` holds one layer's neuron labels (the
-rows of ``Concepts.table`` without the formula objects, which are kept as text) and
-``<run>/concepts/audit.parquet`` the latest spurious-feature audit (``Audit.table``). Each file's
+rows of ``Concepts.table`` without the formula objects, which are kept as text),
+``<run>/concepts/discovered.<layer stem>.parquet`` the concepts discovered in a layer
+(``ConceptBank.table`` with each concept's top samples) and ``<run>/concepts/audit.parquet``
+the latest spurious-feature audit (``Audit.table``). Each file's
 schema metadata records how it was made (settings, subset, time). A later computation of the
 same layer, or a later audit, replaces the file (written atomically).
 """
@@ -25,6 +27,7 @@ from latentsight.store.files import layer_file_stem, write_parquet
 
 CONCEPTS = "concepts"
 NEURONS = "neurons."
+DISCOVERED = "discovered."
 AUDIT = "audit"
 _METADATA_KEY = b"latentsight"
 _OBJECT_COLUMNS = ("explanation",)  # Formula objects: their text is in "formula"
@@ -47,6 +50,11 @@ class StoredTable:
 def neurons_file(run_path: Path, layer: str) -> Path:
     """Where one layer's neuron labels are stored."""
     return Path(run_path) / CONCEPTS / f"{NEURONS}{layer_file_stem(layer)}.parquet"
+
+
+def discovered_file(run_path: Path, layer: str) -> Path:
+    """Where the concepts discovered in one layer are stored."""
+    return Path(run_path) / CONCEPTS / f"{DISCOVERED}{layer_file_stem(layer)}.parquet"
 
 
 def audit_file(run_path: Path) -> Path:
@@ -75,7 +83,8 @@ def settings_info(settings: Any) -> dict[str, Any]:
 
 
 def stored_tables(run_path: str | Path) -> list[StoredTable]:
-    """The concept tables of the run: neuron labels by layer, then the audit; empty if none.
+    """The concept tables of the run: neuron labels by layer, discovered concepts by layer, then
+    the audit; empty if none.
 
     Only readable Parquet files of this layout are listed, so a half-written or foreign file is
     never offered."""
@@ -88,6 +97,10 @@ def stored_tables(run_path: str | Path) -> list[StoredTable]:
         if _readable(file):
             layer = _info(file).get("layer", name.removeprefix(NEURONS))
             found.append(StoredTable(name, f"Neuron concepts at {layer}", file))
+    for file in sorted(folder.glob(f"{DISCOVERED}*.parquet")):
+        if _readable(file):
+            layer = _info(file).get("layer", file.stem.removeprefix(DISCOVERED))
+            found.append(StoredTable(file.stem, f"Discovered concepts at {layer}", file))
     audit = audit_file(folder.parent)
     if audit.is_file() and _readable(audit):
         layer = _info(audit).get("layer", "")

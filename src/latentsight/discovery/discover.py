@@ -12,12 +12,14 @@ import pandas as pd
 
 from latentsight._progress import progress_bars
 from latentsight.concepts import ConceptSettings, Vocabulary, build_vocabulary
+from latentsight.concepts.errors import ConceptsError
 from latentsight.discovery.dictionary import fit_dictionary
 from latentsight.discovery.errors import DiscoveryError
 from latentsight.discovery.importance import LinearHead, find_linear_head
 from latentsight.discovery.naming import name_concepts
 from latentsight.discovery.result import Bank, ConceptBank
 from latentsight.discovery.selection import choose_k, default_ks
+from latentsight.discovery.store import save_bank
 
 if TYPE_CHECKING:
     from latentsight.store.run import Run
@@ -41,6 +43,8 @@ class DiscoverySettings:
             global dictionary, since a class's concepts all lie in that class).
         min_auc: a concept is named when its best formula is significant and reaches this AUC.
         concepts: INVERT's search settings (beam, length, share of positives, alpha, bins).
+        max_fit_samples: fit each dictionary (and its k sweep) on at most this many of its
+            group's samples, drawn with the seed, then encode every sample (None: all).
     """
 
     method: str = "auto"
@@ -53,6 +57,7 @@ class DiscoverySettings:
     naming_labels: bool | None = None
     min_auc: float = 0.8
     concepts: ConceptSettings = field(default_factory=ConceptSettings)
+    max_fit_samples: int | None = None
 
 
 def _select_rows(samples: pd.DataFrame, subset: str | Sequence[str] | None) -> np.ndarray:
@@ -89,7 +94,11 @@ def _fit_bank(
     settings: DiscoverySettings,
     first: int,
 ) -> Bank:
-    group = latents[rows]
+    fit_rows = rows
+    if settings.max_fit_samples is not None and len(rows) > settings.max_fit_samples:
+        rng = np.random.default_rng(settings.seed)
+        fit_rows = np.sort(rng.choice(rows, settings.max_fit_samples, replace=False))
+    group = latents[fit_rows]
     choice = None
     if k == "auto":
         ks = settings.ks or default_ks(*group.shape)
@@ -172,8 +181,12 @@ def discover_concepts(
     subset: str | Sequence[str] | None = None,
     class_names: Sequence[str] | Mapping[int, str] | None = None,
     progress: bool = False,
+    save: bool = True,
 ) -> ConceptBank:
-    """Discover the concepts of a layer from its stored pooled latents; see :class:`ConceptBank`."""
+    """Discover the concepts of a layer from its stored pooled latents; see :class:`ConceptBank`.
+
+    With ``save`` the table is kept in the run (``<run>/concepts/``) for the report and the
+    dashboard."""
     settings = settings or DiscoverySettings()
     if settings.naming_scope not in ("all", "group"):
         raise DiscoveryError(f"naming_scope={settings.naming_scope!r}: give 'all' or 'group'.")
@@ -191,14 +204,18 @@ def discover_concepts(
         dict(enumerate(class_names)) if isinstance(class_names, Sequence) else (class_names)
     )
     labels = settings.naming_labels if settings.naming_labels is not None else not per_class
-    vocabulary = build_vocabulary(
-        samples,
-        metadata_columns=list(settings.concepts.metadata or run.manifest["metadata_columns"]),
-        labels=labels,
-        class_names=names_by_class,
-        bins=settings.concepts.bins,
-        thresholds=settings.concepts.thresholds,
-    )
+    try:
+        vocabulary: Vocabulary | None = build_vocabulary(
+            samples,
+            metadata_columns=list(settings.concepts.metadata or run.manifest["metadata_columns"]),
+            labels=labels,
+            class_names=names_by_class,
+            bins=settings.concepts.bins,
+            thresholds=settings.concepts.thresholds,
+        )
+    except ConceptsError as error:
+        vocabulary = None
+        notes.append(f"concepts are left unnamed: {error}")
     banks: list[Bank] = []
     records: list[dict] = []
     with progress_bars(progress) as reporter:
@@ -216,7 +233,7 @@ def discover_concepts(
             named = name_concepts(
                 bank.codes[scope],
                 samples.iloc[scope].reset_index(drop=True),
-                _restrict(vocabulary, scope),
+                _restrict(vocabulary, scope) if vocabulary is not None else None,
                 settings=settings.concepts,
                 min_auc=settings.min_auc,
             )
@@ -232,7 +249,10 @@ def discover_concepts(
     table = pd.DataFrame(records)
     if names_by_class:
         table.insert(2, "class_name", table["class"].map(lambda c: names_by_class.get(c, c)))
-    return ConceptBank(run, layer, samples, latents, banks, table, head=head, notes=notes)
+    bank = ConceptBank(run, layer, samples, latents, banks, table, head=head, notes=notes)
+    if save:
+        save_bank(bank, settings=settings, k=k, per_class=per_class, subset=subset)
+    return bank
 
 
 def _restrict(vocabulary: Vocabulary, rows: np.ndarray) -> Vocabulary:

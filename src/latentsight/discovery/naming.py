@@ -19,12 +19,24 @@ UNNAMED = "unnamed"
 def name_concepts(
     codes: np.ndarray,
     samples: pd.DataFrame,
-    vocabulary: Vocabulary,
+    vocabulary: Vocabulary | None,
     *,
     settings: ConceptSettings,
     min_auc: float = 0.8,
 ) -> pd.DataFrame:
-    """Per concept (column of ``codes``, rows as ``samples``): name, formula, AUC, q-value."""
+    """Per concept (column of ``codes``, rows as ``samples``): name, formula, AUC, q-value;
+    every concept is unnamed when there is no vocabulary to name it with."""
+    if vocabulary is None:
+        k = codes.shape[1]
+        return pd.DataFrame(
+            {
+                "name": [UNNAMED] * k,
+                "formula": [""] * k,
+                "auc": np.full(k, np.nan),
+                "q_value": np.full(k, np.nan),
+                "named": np.zeros(k, bool),
+            }
+        )
     found = label_activations({"concepts": codes}, samples, vocabulary, settings=settings)
     table = found.table
     named = table["significant"].to_numpy() & (table["auc"].to_numpy() >= min_auc)

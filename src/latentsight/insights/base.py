@@ -30,6 +30,8 @@ class AnalysisSettings:
         n_clusters: the number of k-means clusters (default: from the number of samples).
         all_layers: search every recorded layer for populations (the map's layer with its map
             clusters, the others with k-means clusters); False searches only the map's layer.
+        discover_concepts: discover the concepts of the map's layer (dictionary learning, kept
+            in the run) and report those whose samples have significantly higher loss.
     """
 
     alpha: float = 0.05
@@ -42,6 +44,7 @@ class AnalysisSettings:
     cluster_method: Literal["hdbscan", "kmeans"] = "hdbscan"
     n_clusters: int | None = None
     all_layers: bool = True
+    discover_concepts: bool = True
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from latentsight.store.run import Run
 
 LAYER_STEPS = ("reduce", "neighbours", "map", "clusters")
+CONCEPT_KS = (2, 4, 6, 8)  # the analysis's k sweep for concept discovery: short, to stay cheap
+CONCEPT_FIT_SAMPLES = 2000  # each class's dictionary is fitted on at most this many samples
 
 
 def default_layer(run: Run) -> str:
@@ -168,6 +170,49 @@ def shortcut_audit(run: Run, layer: str, notes: dict[str, Any]) -> list[Insight]
     return audit.insights
 
 
+def concept_findings(
+    run: Run, layer: str, settings: AnalysisSettings, notes: dict[str, Any]
+) -> list[Insight]:
+    """Concepts discovered in ``layer`` (stored in the run) whose samples carry significantly
+    higher loss than the rest of their class (kind "concept_aggressor")."""
+    from latentsight.discovery import DiscoverySettings
+    from latentsight.discovery.performance import concept_loss_insights
+
+    per_class = run.manifest["task"] in ("classification", "binary") and "prediction" in (
+        run.samples.columns
+    )
+    ks = [k for k in CONCEPT_KS if k <= run.latent(layer).shape[1]]
+    if len(ks) < 2:
+        notes["concept_aggressor"] = {"skipped": f"{layer} has too few dimensions for concepts"}
+        return []
+    try:
+        bank = run.discover_concepts(
+            layer,
+            per_class=per_class,
+            settings=DiscoverySettings(
+                ks=ks, seed=settings.seed, max_fit_samples=CONCEPT_FIT_SAMPLES
+            ),
+        )
+        found = concept_loss_insights(
+            bank,
+            alpha=settings.alpha,
+            min_population=settings.min_population,
+            metadata_columns=list(run.manifest["metadata_columns"]),
+            train_subset=settings.train_subset,
+        )
+    except LatentsightError as error:
+        notes["concept_aggressor"] = {"skipped": str(error)}
+        return []
+    except Exception as error:  # discovery failing must not cost the detectors' findings
+        notes["concept_aggressor"] = {
+            "error": repr(error),
+            "traceback": traceback.format_exc(limit=5),
+        }
+        return []
+    notes["concept_aggressor"] = {"concepts": len(bank.table), "flagged": len(found)}
+    return found
+
+
 def run_analysis(
     run: Run,
     *,
@@ -181,9 +226,10 @@ def run_analysis(
 
     Every detector searches the map's layer; detectors that read latents also search each other
     recorded layer (``settings.all_layers``), since a failure mode can be separable in an early
-    layer and mixed in a late one. With every detector asked for and the model attached, the
-    concept audit of the map's layer adds its shortcut findings. Candidates from all layers are
-    ranked and merged together.
+    layer and mixed in a late one. With every detector asked for, the concepts discovered in the
+    map's layer add those tied to higher loss, and with the model attached the concept audit of
+    that layer adds its shortcut findings. Candidates from all layers are ranked and merged
+    together.
     """
     settings = settings or AnalysisSettings()
     layer = layer or default_layer(run)
@@ -241,6 +287,10 @@ def run_analysis(
             started = time.perf_counter()
             candidates.extend(shortcut_audit(run, layer, notes))
             detector_timings["spurious_feature_s"] = time.perf_counter() - started
+            if settings.discover_concepts:
+                started = time.perf_counter()
+                candidates.extend(concept_findings(run, layer, settings, notes))
+                detector_timings["concept_aggressor_s"] = time.perf_counter() - started
         reporter.advance("analysis")
     assert primary_ctx is not None
     insights = rank_insights(candidates, settings.alpha)

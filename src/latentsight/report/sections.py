@@ -25,6 +25,7 @@ from latentsight.report.renders import RenderIndex
 GALLERY = 6
 TOP_INSIGHTS = 25
 CONCEPT_ROWS = 50
+CONCEPT_GALLERIES = 12  # discovered concepts shown with their top samples
 
 
 @dataclass
@@ -258,12 +259,35 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _concept_galleries(data: ReportData, frame: pd.DataFrame) -> str:
+    """Per discovered concept, the samples that express it most (its most important first)."""
+    rows_of = pd.Series(np.arange(len(data.points)), index=data.points["id"].to_numpy())
+    order = frame.sort_values(
+        ["importance", "prevalence"], ascending=False, kind="stable", na_position="last"
+    )
+    cards = []
+    for _, concept in order.head(CONCEPT_GALLERIES).iterrows():
+        rows = rows_of.reindex(list(concept["top_samples"])[:GALLERY]).dropna().astype(int)
+        gallery = "".join(_thumbnail(data, int(row), "") for row in rows)
+        cards.append(
+            f'<div class="concept"><h4>concept {int(concept["concept"])} '
+            f"(class {_fmt(concept['class'])}): {escape(str(concept['name']))}</h4>"
+            f'<div class="gallery">{gallery}</div></div>'
+        )
+    return "".join(cards)
+
+
 def concepts(data: ReportData) -> str:
-    """Each concept table the run stores (neuron labels per layer, the spurious-feature audit);
-    neurons with a significant label first, by AUC."""
+    """Each concept table the run stores (neuron labels per layer, discovered concepts with the
+    samples that express them, the spurious-feature audit); neurons with a significant label
+    first, by AUC."""
     parts = []
     for table in extras.concept_tables(data.run_dir).values():
         frame = extras.concept_frame(table)
+        galleries = ""
+        if "top_samples" in frame.columns:
+            galleries = _concept_galleries(data, frame)
+            frame = frame.drop(columns="top_samples")
         if {"significant", "auc"} <= set(frame.columns):
             frame = frame.sort_values(["significant", "auc"], ascending=False, kind="stable")
             significant = int(frame["significant"].sum())
@@ -274,7 +298,9 @@ def concepts(data: ReportData) -> str:
         note = (
             f" (first {CONCEPT_ROWS} of {len(frame):,} rows)" if len(frame) > CONCEPT_ROWS else ""
         )
-        parts.append(f"<h3>{escape(table.title)}{note}</h3>{summary}{_table(shown, 'concepts')}")
+        parts.append(
+            f"<h3>{escape(table.title)}{note}</h3>{summary}{_table(shown, 'concepts')}{galleries}"
+        )
     return "".join(parts)
 
 

@@ -269,11 +269,13 @@ class Run:
         subset: str | Sequence[str] | None = None,
         class_names: Sequence[str] | dict[int, str] | None = None,
         progress: bool = False,
+        save: bool = True,
     ) -> ConceptBank:
         """Concepts the model learned in a layer, found without labels (dictionary learning on
         the stored latents, per class or global), with importance (needs the attached
         Project's linear head), prevalence, reliability and INVERT names: ``.table``,
-        ``.top_samples(c)``, ``.importance(sample_id)``, ``.sweeps``."""
+        ``.top_samples(c)``, ``.importance(sample_id)``, ``.sweeps``; kept in the run (for the
+        report and the dashboard) unless ``save=False``."""
         from latentsight.discovery import discover_concepts
 
         return discover_concepts(
@@ -285,6 +287,7 @@ class Run:
             subset=subset,
             class_names=class_names,
             progress=progress,
+            save=save,
         )
 
     def report(self, path: str | Path = "report.html") -> Path:

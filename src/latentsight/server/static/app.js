@@ -446,11 +446,16 @@ async function drawConcepts() {
   holder.innerHTML = "";
   for (const name of run.concept_tables) {
     const table = await (await api(`/api/concepts/${encodeURIComponent(name)}?limit=200`)).json();
+    const samplesColumn = table.columns.indexOf("top_samples");  // discovered concepts: a gallery
+    const cell = (v, i) => i === samplesColumn
+      ? `<td><div class="gallery mini">${gallery(v ? v.split(", ").slice(0, 6) : [])}</div></td>`
+      : `<td>${esc(v)}</td>`;
     const head = table.columns.map((c) => `<th>${esc(c)}</th>`).join("");
-    const body = table.rows.map((r) => `<tr>${r.map((v) => `<td>${esc(v)}</td>`).join("")}</tr>`).join("");
+    const body = table.rows.map((r) => `<tr>${r.map(cell).join("")}</tr>`).join("");
     const note = table.total > table.rows.length ? ` <span class="muted">(first ${table.rows.length} of ${table.total})</span>` : "";
     holder.insertAdjacentHTML("beforeend", `<h2>${esc(table.title)}${note}</h2><table class="concepts">${head ? `<tr>${head}</tr>` : ""}${body}</table>`);
   }
+  bindGallery(holder);
 }
 
 // ---- start ---------------------------------------------------------------------------------
