@@ -24,9 +24,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import json
 import multiprocessing
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -37,6 +37,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import numpy as np
@@ -263,33 +264,57 @@ def under_load(call: Callable[[int], None], requests: int) -> list[float]:
         return list(pool.map(timed, range(requests)))
 
 
-Request = tuple[str, str, dict[str, str], bytes | None]  # method, path, query, JSON body
+Request = tuple[str, str, dict[str, str], bytes | None]  # method, path, query, binary body
+CONTENT_LENGTH = re.compile(rb"(?im)^content-length: *(\d+)")
+
+
+def _encode(request: Request, host: str) -> bytes:
+    method, path, params, body = request
+    target = f"{path}?{urlencode(params)}" if params else path
+    head = f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n"
+    if body is not None:
+        head += f"Content-Type: application/octet-stream\r\nContent-Length: {len(body)}\r\n"
+    return (head + "\r\n").encode() + (body or b"")
 
 
 def http_load(url: str, requests: list[Request]) -> list[float]:
-    """Latencies (ms) of ``requests`` sent by ``CLIENTS`` concurrent keep-alive clients, each
-    sending its next request when the last is answered (run in a process of its own)."""
+    """Latencies (ms) of ``requests`` sent by ``CLIENTS`` concurrent keep-alive connections, each
+    sending its next request when the last is answered (run in a process of its own).
+
+    The clients speak HTTP/1.1 over asyncio streams: a general client such as httpx spends a few
+    milliseconds of CPU per request, more than the server, and the benchmark would time itself.
+    """
+    address = urlsplit(url)
+    host = address.netloc
+    encoded = [_encode(request, host) for request in requests]
+
+    async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes):
+        writer.write(raw)
+        head = await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(int(CONTENT_LENGTH.search(head)[1]))
+        if head[9:12] != b"200":
+            raise RuntimeError(f"{raw.split(b' ')[1].decode()} answered {head[9:12].decode()}")
+
+    async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_connection(address.hostname, address.port)
+        for raw in encoded[:2]:  # warm-up
+            await exchange(reader, writer, raw)
+        return reader, writer
 
     async def main() -> list[float]:
-        limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
-        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
-            pending = iter(requests)
-            latencies: list[float] = []
+        connections = await asyncio.gather(*(connect() for _ in range(CLIENTS)))
+        pending = iter(encoded)
+        latencies: list[float] = []
 
-            async def client(count: int | None) -> None:
-                for method, path, params, body in pending if count is None else requests[:count]:
-                    headers = {"content-type": "application/json"} if body else None
-                    started = time.perf_counter()
-                    response = await http.request(
-                        method, path, params=params, content=body, headers=headers
-                    )
-                    response.raise_for_status()
-                    if count is None:
-                        latencies.append((time.perf_counter() - started) * 1000)
+        async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            for raw in pending:
+                started = time.perf_counter()
+                await exchange(reader, writer, raw)
+                latencies.append((time.perf_counter() - started) * 1000)
+            writer.close()
 
-            await asyncio.gather(*(client(2) for _ in range(CLIENTS)))  # connections, warm-up
-            await asyncio.gather(*(client(None) for _ in range(CLIENTS)))
-            return latencies
+        await asyncio.gather(*(client(*connection) for connection in connections))
+        return latencies
 
     return asyncio.run(main())
 
@@ -320,7 +345,7 @@ def main() -> None:
             ids = samples["id"].tolist()
             blob = pd.read_parquet(run / ANALYSIS / MAP)["cluster"].to_numpy()
             selections = [np.flatnonzero(blob == c).tolist() for c in range(12)]
-            payloads = [json.dumps({"rows": rows}).encode() for rows in selections]
+            payloads = [np.asarray(rows, "<u4").tobytes() for rows in selections]
             picks = np.random.default_rng(1).integers(0, n, requests)
             server_requests: dict[str, list[Request]] = {
                 "map": [("GET", "/api/map", {}, None)] * requests,
@@ -337,7 +362,7 @@ def main() -> None:
             def baseline_selection(i: int) -> None:
                 frame = pd.read_parquet(run / "samples.parquet")
                 mask = np.zeros(len(frame), bool)
-                mask[json.loads(payloads[i % 12])["rows"]] = True
+                mask[np.frombuffer(payloads[i % 12], "<u4")] = True
                 (frame["loss"][mask].mean(), frame["loss"][~mask].mean())
                 frame["subset"][mask].value_counts()
                 enriched_metadata(frame, METADATA, mask)
