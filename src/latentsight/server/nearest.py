@@ -1,7 +1,7 @@
 """Exact nearest neighbours of one sample in latent space, in a fraction of a full scan.
 
-At startup the latents are grouped into k-means cells (about sqrt(n) of them), each with its
-centre and radius. A cell whose centre lies further from the query than its radius plus the
+At startup the latents are grouped into k-means cells (about sqrt(n) of them, a few Lloyd steps
+on a sample: a fraction of a second at 100,000 samples), each with its centre and radius. A cell whose centre lies further from the query than its radius plus the
 distance of the k-th neighbour found so far cannot hold a nearer sample (triangle inequality),
 so a query looks only at the cells that can: first the nearest cells, to bound the k-th
 distance, then every other cell within that bound. In those cells, float32 dot products give
@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 from sklearn.cluster import KMeans
 
-FIT_SAMPLE = 20_000  # k-means fits on this many samples, then every sample joins its cell
+FIT_SAMPLE = 10_000  # k-means fits on this many samples, then every sample joins its cell
 SLACK = 1e-9  # relative: rounding in a cell's bound must never leave out a true neighbour
 
 
@@ -31,7 +31,7 @@ class NearestIndex:
         chosen = np.random.default_rng(seed).permutation(n)[: min(n, FIT_SAMPLE)]
         with warnings.catch_warnings():  # repeated vectors can leave fewer distinct cells
             warnings.simplefilter("ignore")
-            kmeans = KMeans(n_clusters=cells, n_init=1, max_iter=20, random_state=seed)
+            kmeans = KMeans(cells, init="random", n_init=1, max_iter=10, random_state=seed)
             labels = kmeans.fit(vectors[chosen]).predict(vectors)
         _, labels = np.unique(labels, return_inverse=True)  # cells that hold samples only
         cells = int(labels.max()) + 1
