@@ -330,7 +330,7 @@ def main() -> None:
     n = 5_000 if args.quick else 100_000
     requests = 200 if args.quick else 2_000
     baseline_requests = 40 if args.quick else 100
-    console = Console()
+    console = Console(width=130)
     with tempfile.TemporaryDirectory() as folder:
         run = Path(folder) / "run"
         started = time.perf_counter()
