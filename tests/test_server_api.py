@@ -357,3 +357,19 @@ def test_without_a_model_the_cached_explanations_are_shown_and_the_way_to_more_s
 def test_cli_serve_names_a_project_it_cannot_load(run):
     result = CliRunner().invoke(cli, ["serve", str(run.path), "--project", "no_such_module:p"])
     assert result.exit_code == 2 and "No module named 'no_such_module'" in result.output
+
+
+def test_the_listing_of_cached_maps_agrees_with_the_cache(run):
+    from latentsight.report.extras import heatmaps
+
+    listed = RunState(run).explanations.listed
+    ids = run.samples["id"].tolist()
+    with_maps = 0
+    for sample_id in ids[:40]:
+        expected = [
+            {"method": h.method, "layer": h.layer, "target": h.target}
+            for h in heatmaps(run.path, sample_id)
+        ]
+        assert listed(sample_id) == expected
+        with_maps += bool(expected)
+    assert with_maps  # some of them have cached maps, so the comparison means something
