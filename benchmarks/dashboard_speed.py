@@ -9,10 +9,10 @@ starts ``latentsight serve`` on it in its own process, and prints:
 * latency: p50 and p95 of the map, selection-statistics and sample endpoints under 20 concurrent
   clients on loopback (goal p95 < 50 ms), beside a baseline answering the same query with pandas
   reading the Parquet file (and, for a sample's neighbours, the latent array) each time, under the
-  same 20 concurrent clients, and the ratio baseline / server. The clients (asyncio and httpx)
-  run in a process of their own, so that on a small machine they do not share the benchmark's
-  interpreter; each keeps one connection open and sends its next request when the last is
-  answered;
+  same 20 concurrent clients (threads calling pandas directly, no HTTP), and the ratio baseline
+  / server. The 20 clients run in a process of their own, so that they do not share the
+  benchmark's interpreter; each keeps one HTTP/1.1 connection open and sends its next request
+  when the last is answered;
 * the server's startup time (process start to the first answer) and its resident memory.
 
 Latency on a shared machine depends on what else runs: the load average is printed beside the
