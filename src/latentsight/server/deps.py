@@ -1,4 +1,7 @@
-"""Shared request dependencies: the loaded run, and sample ids checked against it."""
+"""Shared request dependencies: the loaded run, and sample ids checked against it.
+
+Both are ``async def``: they only look up memory, so they run on the event loop instead of
+costing every request a hop through the thread pool."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from fastapi import Depends, HTTPException, Query, Request
 from latentsight.server.state import RunState
 
 
-def get_state(request: Request) -> RunState:
+async def get_state(request: Request) -> RunState:
     """The run loaded at startup."""
     return request.app.state.run
 
@@ -17,7 +20,7 @@ def get_state(request: Request) -> RunState:
 StateDep = Annotated[RunState, Depends(get_state)]
 
 
-def sample_row(
+async def sample_row(
     state: StateDep,
     id: Annotated[
         str | None, Query(description="the sample id, e.g. 'val/17'", max_length=1000)

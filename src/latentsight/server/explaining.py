@@ -3,17 +3,25 @@
 With a model (the run's Project attached), ``compute`` runs ``run.explain`` for one sample, which
 stores the map in the run's explanation cache, where ``heatmap`` then finds it; without one, only
 what the run already caches is shown. Drawn overlays are kept in a small LRU, so a map asked for
-again costs a dictionary lookup.
+again costs a dictionary lookup. Which maps each sample has is read from the cache once, and
+again only when its folders change (new parts are new files), so that answering a sample costs
+a few ``stat`` calls rather than a read of every cached entry.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pyarrow.parquet as pq
+
+from latentsight.explain.cache import CONFIG, EXPLANATIONS
 from latentsight.report import extras
 
 if TYPE_CHECKING:
@@ -52,6 +60,8 @@ class Explanations:
         self._compute = threading.Lock()  # one model pass at a time
         self._drawn_lock = threading.Lock()
         self._drawn: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._listing_lock = threading.Lock()
+        self._listing: tuple[tuple, dict[str, list[dict[str, str | None]]]] = ((None,), {})
 
     @property
     def available(self) -> bool:
@@ -82,11 +92,14 @@ class Explanations:
         )
 
     def listed(self, sample_id: str) -> list[dict[str, str | None]]:
-        """The cached maps of a sample: method, layer and target of each."""
-        return [
-            {"method": h.method, "layer": h.layer, "target": h.target}
-            for h in extras.heatmaps(self.run.path, sample_id)
-        ]
+        """The cached maps of a sample: method, layer and target of each, newest entry first,
+        as :func:`latentsight.report.extras.heatmaps` lists them."""
+        folder = self.run.path / EXPLANATIONS
+        signature = _signature(folder)
+        with self._listing_lock:
+            if signature != self._listing[0]:
+                self._listing = (signature, _listing(folder))
+            return self._listing[1].get(sample_id, [])
 
     def png(
         self, sample_id: str, method: str, layer: str | None, target: str | None
@@ -112,3 +125,36 @@ class Explanations:
         """Explain one sample with the attached model; the map lands in the run's cache."""
         with self._compute:
             self.run.explain([sample_id], method=method, layer=layer, target=target)
+
+
+def _signature(folder: Path) -> tuple:
+    """What changes whenever an entry or a part is added to the cache, or one is removed."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except FileNotFoundError:
+        return ()
+    return tuple(
+        (e.name, e.stat().st_mtime_ns, len(os.listdir(e.path))) for e in entries if e.is_dir()
+    )
+
+
+def _listing(folder: Path) -> dict[str, list[dict[str, str | None]]]:
+    """Each sample's cached maps: per method, layer and target, the newest entry holding it."""
+    entries = []
+    for config_path in folder.glob(f"*/{CONFIG}"):
+        config = json.loads(config_path.read_text())
+        ids: set[str] = set()
+        for part in config_path.parent.glob("part-*.parquet"):
+            ids.update(pq.read_table(part, columns=["id"]).column("id").to_pylist())
+        entries.append((config.get("created_at", ""), config_path.parent.name, config, ids))
+    by_sample: dict[str, list[dict[str, str | None]]] = {}
+    seen: dict[str, set[tuple]] = {}
+    for _, _, config, ids in sorted(entries, key=lambda e: (e[0], e[1]), reverse=True):
+        key = (config["method"], config["layer"], config["target"])
+        for sample_id in ids:
+            if key not in seen.setdefault(sample_id, set()):
+                seen[sample_id].add(key)
+                by_sample.setdefault(sample_id, []).append(
+                    {"method": key[0], "layer": key[1], "target": key[2]}
+                )
+    return by_sample

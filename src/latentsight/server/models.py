@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import BaseModel, Field
-
-Row = Annotated[int, Field(ge=0, le=2**40)]
 
 
 class ColumnOut(BaseModel):
@@ -40,12 +38,6 @@ class RunOut(BaseModel):
     has_explanations: bool
     concept_tables: list[str]
     provenance: dict[str, Any]
-
-
-class SelectionIn(BaseModel):
-    """A population given by the rows (positions in the samples table, 0 to n-1) it holds."""
-
-    rows: list[Row] = Field(description="row positions, as the map and the insights give them")
 
 
 class SubsetMix(BaseModel):

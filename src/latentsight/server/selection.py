@@ -1,18 +1,24 @@
-"""Statistics of a selected population against the rest, in milliseconds on 100,000 samples.
+"""Statistics of a selected population against the rest, in about a millisecond on 100,000 samples.
 
-The ranks of every numeric metadata column and the codes of every categorical one are computed
-once, so describing a selection is a few masked sums. The enrichment found is the same as
+Everything a test needs is prepared once at startup and packed by row, so that a selection costs
+two gathers: one float matrix whose column sums are every value column's sum and count and every
+numeric metadata column's rank sum and count, and one matrix of codes (subset and categories, in
+one shared range) whose histogram is every count. Each value's position in sorted order is kept
+for the medians of the columns that get reported. A selection is described from the rows of its
+smaller side (the selection or the rest, whichever holds fewer samples): the other side's
+figures are the totals minus these. The enrichment found is the same as
 :func:`latentsight.insights.describe.enriched_metadata` (same tests, thresholds and wording).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from latentsight.insights.describe import (
     MAX_CATEGORIES,
@@ -26,157 +32,224 @@ from latentsight.report.tables import value_columns, value_label
 
 
 @dataclass(frozen=True)
-class _Numeric:
-    column: str
-    values: np.ndarray  # float64, NaN kept
-    valid: np.ndarray  # bool
-    ranks: np.ndarray  # ranks of the valid values, 0 where invalid
-    tie_term: float
-    n: int
+class _Side:
+    """The rows of the smaller side of a selection, and whether they are the selection."""
+
+    rows: np.ndarray
+    inside: bool
+    n_in: int
+
+    def split(self, small: Any, total: Any) -> tuple[Any, Any]:
+        """(inside, outside) from a figure summed over the small side and its total."""
+        other = total - small
+        return (small, other) if self.inside else (other, small)
 
 
 @dataclass(frozen=True)
-class _Categorical:
+class _Numeric:
+    """A numeric metadata column: its rank and count columns in the packed sums, and its values
+    in sorted order with each row's position among them (-1 where missing)."""
+
     column: str
-    codes: np.ndarray  # int, in the order of ``categories``
-    categories: np.ndarray  # by decreasing count, as value_counts gives them
-    totals: np.ndarray
+    rank_sum: int
+    count: int
+    position: np.ndarray
+    ordered: np.ndarray
+    tie_term: float
+
+    @property
+    def n(self) -> int:
+        return len(self.ordered)
+
+
+def _median(ordered: np.ndarray, position: Callable[[np.ndarray], np.ndarray], count: int) -> float:
+    """Median of ``count`` values in sorted order, the ``j``-th being ``ordered[position(j)]``."""
+    middle = position(np.array([(count - 1) // 2, count // 2]))
+    low, high = ordered[middle]
+    return float((low + high) / 2) if count % 2 == 0 else float(low)
 
 
 class SelectionStats:
-    """Describes a selection (a boolean mask over the samples) against the rest."""
+    """Describes a selection (row positions in the samples table) against the rest."""
 
     def __init__(self, samples: pd.DataFrame, metadata_columns: list[str]) -> None:
         self.n = len(samples)
-        subsets = samples["subset"].astype(str)
-        self.subset_names = list(dict.fromkeys(subsets.tolist()))
-        self.subset_codes = subsets.map(
-            {name: i for i, name in enumerate(self.subset_names)}
-        ).to_numpy(np.int64)
-        self.subset_totals = np.bincount(self.subset_codes, minlength=len(self.subset_names))
-        self.values = {}  # column -> (values with NaN as 0, valid mask, total, valid count)
-        for column in value_columns(samples):
-            numbers = samples[column].to_numpy(dtype=np.float64)
-            valid = ~np.isnan(numbers)
-            filled = np.where(valid, numbers, 0.0)
-            self.values[column] = (filled, valid, float(filled.sum()), int(valid.sum()))
-        self.columns: list[_Numeric | _Categorical] = []
+        self.metadata_order = list(metadata_columns)
+        self.value_names = value_columns(samples)
+        numbers = samples[self.value_names].to_numpy(dtype=np.float64).reshape(self.n, -1)
+        valid = ~np.isnan(numbers)
+        sums = [np.where(valid, numbers, 0.0), valid]
+        self.numeric: list[_Numeric] = []
+        width = 2 * len(self.value_names)
         for column in metadata_columns:
-            prepared = self._prepare(samples[column], column)
-            if prepared is not None:
-                self.columns.append(prepared)
-
-    @staticmethod
-    def _prepare(series: pd.Series, column: str) -> _Numeric | _Categorical | None:
-        if is_categorical(series):
-            labels = series.astype("string").fillna("<missing>")
-            counts = labels.value_counts()
-            if len(counts) > MAX_CATEGORIES:
-                return None
-            categories = counts.index.to_numpy()
-            lookup = {value: i for i, value in enumerate(categories)}
-            codes = labels.map(lookup).to_numpy(dtype=np.int64)
-            return _Categorical(column, codes, categories, counts.to_numpy())
-        values = series.to_numpy(dtype=np.float64)
-        valid = ~np.isnan(values)
-        if not valid.any():
-            return None
-        ranks = np.zeros(len(values))
-        ranks[valid] = stats.rankdata(values[valid])
-        _, ties = np.unique(values[valid], return_counts=True)
-        tie_term = float((ties.astype(np.float64) ** 3 - ties).sum())
-        return _Numeric(column, values, valid, ranks, tie_term, int(valid.sum()))
-
-    def describe(self, mask: np.ndarray, top: int = 3) -> dict[str, Any]:
-        """Size, subset mix, mean of each value column inside and outside, enriched metadata."""
-        inside = int(mask.sum())
-        counts = np.bincount(self.subset_codes[mask], minlength=len(self.subset_names))
-        mix = [
-            {"subset": name, "inside": int(k), "outside": int(total - k)}
-            for name, k, total in zip(self.subset_names, counts, self.subset_totals, strict=True)
-        ]
-        values = []
-        for column, (filled, valid, total, n_valid) in self.values.items():
-            sum_in, n_in = float(filled[mask].sum()), int(np.count_nonzero(valid[mask]))
-            values.append(
-                {
-                    "column": column,
-                    "label": value_label(column),
-                    "inside": sum_in / n_in if n_in else None,
-                    "outside": (total - sum_in) / (n_valid - n_in) if n_valid > n_in else None,
-                }
+            if is_categorical(samples[column]):
+                continue
+            values = samples[column].to_numpy(dtype=np.float64)
+            present = np.flatnonzero(~np.isnan(values))
+            if not len(present):
+                continue
+            ranks = np.zeros(self.n)
+            ranks[present] = stats.rankdata(values[present])
+            order = present[np.argsort(values[present], kind="stable")]
+            position = np.full(self.n, -1, dtype=np.int64)
+            position[order] = np.arange(len(order))
+            _, ties = np.unique(values[present], return_counts=True)
+            tie_term = float((ties.astype(np.float64) ** 3 - ties).sum())
+            sums += [ranks[:, None], (position >= 0)[:, None]]
+            self.numeric.append(
+                _Numeric(column, width, width + 1, position, values[order], tie_term)
             )
+            width += 2
+        self.sums = np.ascontiguousarray(np.hstack(sums), dtype=np.float64)
+        self.sum_totals = self.sums.sum(axis=0)
+        groups = [("subset", samples["subset"].astype(str), False)] + [
+            (c, samples[c], True) for c in metadata_columns if is_categorical(samples[c])
+        ]
+        self._code_groups(groups)
+
+    def _code_groups(self, groups: list[tuple[str, pd.Series, bool]]) -> None:
+        """Codes of the subset and of every categorical column with few enough categories, in
+        one shared range: ``starts[j]`` to ``starts[j + 1]`` are group j's labels."""
+        names, codes, labels, totals, offset = [], [], [], [], 0
+        for column, series, by_count in groups:
+            values = series.astype("string").fillna("<missing>")
+            counts = values.value_counts()  # the describer's category order: by decreasing count
+            if by_count and len(counts) > MAX_CATEGORIES:
+                continue
+            if not by_count:  # subsets in order of appearance
+                counts = counts.reindex(list(dict.fromkeys(values.tolist())))
+            lookup = {value: offset + i for i, value in enumerate(counts.index)}
+            names.append(column)
+            codes.append(values.map(lookup).to_numpy(dtype=np.int32))
+            labels.extend(counts.index.tolist())
+            totals.append(counts.to_numpy())
+            offset += len(counts)
+        self.code_names = names
+        self.codes = np.ascontiguousarray(np.column_stack(codes))
+        self.labels = np.array(labels, dtype=object)
+        self.starts = np.cumsum([0, *(len(t) for t in totals)])
+        self.code_totals = np.concatenate(totals)
+
+    def _side(self, rows: np.ndarray) -> _Side:
+        mask = np.zeros(self.n, dtype=bool)
+        mask[rows] = True
+        n_in = int(np.count_nonzero(mask))
+        if n_in > self.n - n_in:
+            return _Side(np.flatnonzero(~mask), False, n_in)
+        return _Side(rows if n_in == len(rows) else np.flatnonzero(mask), True, n_in)
+
+    def describe(self, rows: np.ndarray, top: int = 3) -> dict[str, Any]:
+        """Size, subset mix, mean of each value column inside and outside, enriched metadata;
+        ``rows`` may repeat a row, which counts once."""
+        side = self._side(rows)
+        small = self.sums.take(side.rows, axis=0)
+        sums = side.split(np.ones(len(side.rows)) @ small, self.sum_totals)
+        histogram = np.bincount(
+            self.codes.take(side.rows, axis=0).ravel(), minlength=len(self.labels)
+        )
+        counts = side.split(histogram, self.code_totals)
+        subsets = slice(self.starts[0], self.starts[1])
+        mix = [
+            {"subset": name, "inside": int(k_in), "outside": int(k_out)}
+            for name, k_in, k_out in zip(
+                self.labels[subsets], counts[0][subsets], counts[1][subsets], strict=True
+            )
+        ]
+        k = len(self.value_names)
+        values = [
+            {
+                "column": column,
+                "label": value_label(column),
+                "inside": sums[0][i] / sums[0][k + i] if sums[0][k + i] else None,
+                "outside": sums[1][i] / sums[1][k + i] if sums[1][k + i] else None,
+            }
+            for i, column in enumerate(self.value_names)
+        ]
+        enriched = self._enriched(side, sums, counts, top)
         return {
-            "size": inside,
-            "rest": self.n - inside,
+            "size": side.n_in,
+            "rest": self.n - side.n_in,
             "subsets": mix,
             "values": values,
-            "enriched": [vars(e) for e in self.enriched(mask, top)],
+            "enriched": [vars(e) for e in enriched],
         }
 
-    def enriched(self, mask: np.ndarray, top: int = 3) -> list[Enrichment]:
-        """The ``top`` metadata properties most significantly enriched inside the mask."""
-        n_in = int(mask.sum())
-        if n_in == 0 or n_in == self.n:
+    def _enriched(self, side: _Side, sums: tuple, counts: tuple, top: int) -> list[Enrichment]:
+        """The ``top`` metadata properties most significantly enriched inside the selection."""
+        if side.n_in == 0 or side.n_in == self.n:
             return []
-        tested = []  # (p, effect, column, words), worded only if reported: medians cost most
-        for prepared in self.columns:
-            if isinstance(prepared, _Categorical):
-                tested.append(self._categorical(prepared, mask, n_in))
-            else:
-                found = self._numeric(prepared, mask)
-                if found is not None:
-                    tested.append(found)
-        tested.sort(key=lambda t: (t[0], -t[1]))
+        # column -> (p, effect, words): worded only if reported, as medians cost most
+        tested = self._categorical(side.n_in, *counts)
+        for c in self.numeric:
+            found = _rank_test(c, side, sums)
+            if found is not None:
+                tested[c.column] = found
+        ranked = sorted(
+            ((*tested[c], c) for c in self.metadata_order if c in tested),
+            key=lambda t: (t[0], -t[1]),
+        )
         return [
-            Enrichment(prepared.column, words(), p, effect)
-            for p, effect, prepared, words in tested[:top]
+            Enrichment(column, words(), p, effect)
+            for p, effect, words, column in ranked[:top]
             if p < 0.05
         ]
 
-    def _categorical(self, c: _Categorical, mask: np.ndarray, n_in: int) -> tuple:
-        k_in = np.bincount(c.codes[mask], minlength=len(c.categories))
-        share_out = (c.totals - k_in) / max(self.n - n_in, 1)
+    def _categorical(self, n_in: int, k_in: np.ndarray, k_out: np.ndarray) -> dict[str, tuple]:
+        """Each categorical column's most enriched category, all tested in one call."""
+        share_in, share_out = k_in / n_in, k_out / max(self.n - n_in, 1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(share_out > 0, (k_in / n_in) / share_out, np.inf)
-        candidates = np.flatnonzero((ratio >= MIN_SHARE_RATIO) & (k_in / n_in >= 0.1))
+            ratio = np.where(share_out > 0, share_in / share_out, np.inf)
+        candidates = np.flatnonzero((ratio >= MIN_SHARE_RATIO) & (share_in >= 0.1))
+        candidates = candidates[candidates >= self.starts[1]]  # subsets are not metadata
         p = np.ones(len(k_in))
         if len(candidates):  # the exact test only where the thresholds can let it count
             p[candidates], _ = enrichment_test(
-                k_in[candidates], np.full(len(candidates), n_in), c.totals[candidates], self.n
+                k_in[candidates],
+                np.full(len(candidates), n_in),
+                self.code_totals[candidates],
+                self.n,
             )
-        best = int(np.argmin(p))
-        share_in, share_rest = k_in[best] / n_in, share_out[best]
-
-        def words() -> str:
-            return (
-                f"{c.column} = {c.categories[best]}: {share_in:.0%} vs {share_rest:.0%} elsewhere"
+        tested = {}
+        for j, column in enumerate(self.code_names[1:], start=1):
+            best = self.starts[j] + int(np.argmin(p[self.starts[j] : self.starts[j + 1]]))
+            words = (
+                f"{column} = {self.labels[best]}: {share_in[best]:.0%} vs {share_out[best]:.0%} "
+                "elsewhere"
             )
+            tested[column] = (float(p[best]), float(ratio[best]), lambda w=words: w)
+        return tested
 
-        return float(p[best]), float(ratio[best]), c, words
 
-    def _numeric(self, c: _Numeric, mask: np.ndarray) -> tuple | None:
-        chosen = mask & c.valid
-        n_in = float(np.count_nonzero(chosen))
-        n_out = c.n - n_in
-        if n_in * n_out == 0:
-            return None
-        u = float(c.ranks[chosen].sum()) - n_in * (n_in + 1) / 2
-        auc = u / (n_in * n_out)
-        if abs(auc - 0.5) < MIN_AUC_DISTANCE:
-            return None
-        variance = n_in * n_out / 12 * ((c.n + 1) - c.tie_term / (c.n * (c.n - 1)))
-        if variance <= 0:
-            p = 1.0
-        else:
-            centre = n_in * n_out / 2
-            greater = stats.norm.sf((u - centre - 0.5) / np.sqrt(variance))
-            less = stats.norm.sf((n_in * n_out - u - centre - 0.5) / np.sqrt(variance))
-            p = float(min(greater, less) * 2)
-        direction = "higher" if auc > 0.5 else "lower"
+def _rank_test(c: _Numeric, side: _Side, sums: tuple) -> tuple | None:
+    """The two-sided Mann-Whitney test of a numeric column, as ``rank_test_greater`` both ways."""
+    n_in, n_out = float(sums[0][c.count]), float(sums[1][c.count])
+    if n_in * n_out == 0:
+        return None
+    u = sums[0][c.rank_sum] - n_in * (n_in + 1) / 2
+    auc = u / (n_in * n_out)
+    if abs(auc - 0.5) < MIN_AUC_DISTANCE:
+        return None
+    variance = n_in * n_out / 12 * ((c.n + 1) - c.tie_term / (c.n * (c.n - 1)))
+    if variance <= 0:
+        p = 1.0
+    else:  # the normal tail as scipy.stats.norm.sf computes it, without its overhead
+        centre = n_in * n_out / 2
+        greater = special.ndtr(-(u - centre - 0.5) / np.sqrt(variance))
+        less = special.ndtr(-(n_in * n_out - u - centre - 0.5) / np.sqrt(variance))
+        p = float(min(greater, less) * 2)
+    direction = "higher" if auc > 0.5 else "lower"
 
-        def words() -> str:
-            inside, outside = np.nanmedian(c.values[mask]), np.nanmedian(c.values[~mask])
-            return f"{c.column} {direction}: median {inside:.3g} vs {outside:.3g} elsewhere"
+    def words() -> str:
+        # the j-th value of the small side is ordered[chosen[j]]; the j-th of the other side
+        # sits after as many of the small side's positions as precede it
+        positions = c.position[side.rows]
+        chosen = np.sort(positions[positions >= 0])
+        before = chosen - np.arange(len(chosen))
+        own = _median(c.ordered, lambda j: chosen[j], len(chosen))
+        other = _median(
+            c.ordered, lambda j: j + np.searchsorted(before, j, side="right"), c.n - len(chosen)
+        )
+        inside, outside = (own, other) if side.inside else (other, own)
+        return f"{c.column} {direction}: median {inside:.3g} vs {outside:.3g} elsewhere"
 
-        return min(p, 1.0), abs(auc - 0.5), c, words
+    return min(p, 1.0), abs(auc - 0.5), words

@@ -7,7 +7,6 @@ requests that the page makes for 100,000 points cost a memory copy, not a query.
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +22,7 @@ from latentsight.project import Project
 from latentsight.report import extras, tables
 from latentsight.report.renders import RenderIndex
 from latentsight.server.explaining import Explanations
+from latentsight.server.nearest import NearestIndex
 from latentsight.server.selection import SelectionStats
 from latentsight.store.run import Run
 
@@ -132,9 +132,7 @@ class RunState:
         self.populations = [self._rows(insight.population) for insight in self.insights]
         self.selection = SelectionStats(self.samples, self.metadata_columns)
         layer, view = self.analysis["layer"], self.analysis.get("view", "mean")
-        self.latents = np.ascontiguousarray(run.latent(layer, view), dtype=np.float32)
-        self.norms = (self.latents.astype(np.float64) ** 2).sum(axis=1)
-        self._scan = threading.Lock()  # one latent scan at a time: concurrent ones thrash
+        self.nearest = NearestIndex(run.latent(layer, view))
         self.renders = RenderIndex(self.path)
         self.explanations = Explanations(run, self.renders)
         self.trend = lru_cache(maxsize=256)(self._trend)
@@ -158,15 +156,7 @@ class RunState:
 
     def neighbours(self, row: int, k: int = NEIGHBOURS) -> list[tuple[int, float]]:
         """The ``k`` nearest samples to ``row`` in the analysed latent space, with distances."""
-        with self._scan:
-            squared = self.norms - 2 * (self.latents @ self.latents[row]) + self.norms[row]
-        squared[row] = np.inf
-        k = min(k, self.n - 1)
-        if k <= 0:
-            return []
-        nearest = np.argpartition(squared, k - 1)[:k]
-        nearest = nearest[np.argsort(squared[nearest], kind="stable")]
-        return [(int(r), float(np.sqrt(max(squared[r], 0.0)))) for r in nearest]
+        return self.nearest.query(row, k)
 
     def sample(self, row: int) -> dict[str, Any]:
         """Everything known about one sample, JSON-ready."""

@@ -1,4 +1,5 @@
-"""The map's points and the columns that colour them, as binary arrays."""
+"""The map's points and the columns that colour them, as binary arrays encoded at startup and
+answered from the event loop (``async def``: no thread-pool hop for a memory copy)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ BINARY = {200: {"content": {"application/octet-stream": {}}}}
 
 
 @router.get("/map", response_class=Response, responses=BINARY)
-def map_points(state: StateDep) -> Response:
+async def map_points(state: StateDep) -> Response:
     """The map coordinates: n little-endian float32 x values, then n y values, in row order."""
     return Response(
         state.map_payload,
@@ -21,7 +22,7 @@ def map_points(state: StateDep) -> Response:
 
 
 @router.get("/columns/{name}", response_class=Response, responses=BINARY)
-def column_values(name: str, state: StateDep) -> Response:
+async def column_values(name: str, state: StateDep) -> Response:
     """One column for every row: float32 numbers (NaN when missing) or uint16 category codes
     (labels in ``/api/run``)."""
     column = state.columns.get(name)

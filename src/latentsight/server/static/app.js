@@ -248,7 +248,7 @@ async function describe(rows, label) {
   const panel = $("selection-stats");
   if (!rows.length) { panel.innerHTML = '<span class="muted">Nothing selected.</span>'; return; }
   const stats = await (await api("/api/selection", {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ rows }),
+    method: "POST", headers: { "Content-Type": "application/octet-stream" }, body: new Uint32Array(rows),
   })).json();
   app.stats = stats;
   const valuesRows = stats.values.map((v) =>
