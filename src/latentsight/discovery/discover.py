@@ -18,6 +18,7 @@ from latentsight.discovery.importance import LinearHead, find_linear_head
 from latentsight.discovery.naming import name_concepts
 from latentsight.discovery.result import Bank, ConceptBank
 from latentsight.discovery.selection import choose_k, default_ks
+from latentsight.discovery.session import fill_table_importance
 
 if TYPE_CHECKING:
     from latentsight.store.run import Run
@@ -232,7 +233,10 @@ def discover_concepts(
     table = pd.DataFrame(records)
     if names_by_class:
         table.insert(2, "class_name", table["class"].map(lambda c: names_by_class.get(c, c)))
-    return ConceptBank(run, layer, samples, latents, banks, table, head=head, notes=notes)
+    concepts = ConceptBank(run, layer, samples, latents, banks, table, head=head, notes=notes)
+    if head is None and run.project is not None:
+        fill_table_importance(concepts)
+    return concepts
 
 
 def _restrict(vocabulary: Vocabulary, rows: np.ndarray) -> Vocabulary:
