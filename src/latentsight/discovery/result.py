@@ -233,9 +233,20 @@ class ConceptBank:
 
         return concept_heatmaps(self, sample_ids, concept)
 
-    def fidelity(self, **options: object) -> Fidelity:
-        """C-Deletion, C-Insertion and C-muFidelity of the importance against random orders;
-        see :func:`latentsight.discovery.fidelity.concept_fidelity` for the options."""
+    def fidelity(
+        self,
+        *,
+        method: str = "auto",
+        orders: int = 20,
+        subsets: int = 32,
+        samples: int | None = 500,
+        seed: int = 0,
+    ) -> Fidelity:
+        """C-Deletion, C-Insertion and C-muFidelity of ``method``'s importance, each against
+        ``orders`` random orders, on up to ``samples`` samples; a linear head's scores are exact
+        without the model, other heads run it (see :mod:`latentsight.discovery.fidelity`)."""
         from latentsight.discovery.fidelity import concept_fidelity
 
-        return concept_fidelity(self, **options)  # type: ignore[arg-type]
+        return concept_fidelity(
+            self, method=method, orders=orders, subsets=subsets, samples=samples, seed=seed
+        )

@@ -163,3 +163,5 @@ def fill_table_importance(concepts: ConceptBank) -> None:
             concepts.table.loc[where, "signed_importance"] = phi.mean(axis=0)
     except DiscoveryError as error:
         concepts.notes.append(f"no importance through the model: {error}")
+        return
+    concepts.notes.append("importance: gradient x input through the model")
