@@ -13,6 +13,7 @@ from latentsight.discovery import fit_dictionary
 from latentsight.discovery.attribution import AttributionSettings, concept_attributions
 from latentsight.discovery.decoder import ConceptDecoder
 from latentsight.discovery.errors import DiscoveryError
+from latentsight.discovery.fidelity import auc, order_masks
 from latentsight.discovery.heatmaps import concept_maps, spatial_map
 from latentsight.discovery.session import probe
 from latentsight.discovery.sobol import linear_total, sobol_design
@@ -207,3 +208,11 @@ def test_the_spatial_map_behind_a_pooled_vector_is_found():
     live, outputs = probe(hidden, _latents(5), "1.2:input")
     with pytest.raises(DiscoveryError, match="not the global average of a spatial map"):
         spatial_map(live, outputs, "1.2:input")
+
+
+def test_deletion_and_insertion_masks_follow_the_order():
+    order = np.array([[2, 0, 1]])
+    deletion = order_masks(order, insert=False)[0]
+    assert deletion.tolist() == [[1, 1, 1], [1, 1, 0], [0, 1, 0], [0, 0, 0]]
+    assert (order_masks(order, insert=True)[0] == 1.0 - deletion).all()
+    assert auc(np.linspace(0.0, 1.0, 11)) == pytest.approx(0.5)

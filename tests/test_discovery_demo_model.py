@@ -72,6 +72,13 @@ def test_importance_through_the_pooled_head_of_a_map_reproduces_the_probabilitie
     assert sobol.method == "sobol" and (sobol.table["phi"] >= 0).all()
 
 
+def test_fidelity_through_the_model_beats_random_orders(map_bank):
+    fidelity = map_bank.fidelity(orders=20, samples=100, subsets=16)
+    table = fidelity.table.set_index("metric")
+    assert fidelity.method == "gradient" and fidelity.samples == 100
+    assert table["beats_random"].all(), table
+
+
 def test_heatmaps_average_to_the_codes_and_are_saved(map_bank, tmp_path):
     concept = int(map_bank.table["importance"].idxmax())
     top = map_bank.top_samples(concept, n=4)

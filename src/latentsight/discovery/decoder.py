@@ -80,7 +80,7 @@ class ConceptDecoder:
         self, inputs: Any, codes: np.ndarray, masks: torch.Tensor, labels: np.ndarray
     ) -> torch.Tensor:
         """Class ``labels[b]``'s output for every sample b and mask (``masks``: B x M x k)."""
-        codes_t = torch.as_tensor(np.asarray(codes), dtype=torch.float64, device=masks.device)
+        codes_t = torch.as_tensor(np.asarray(codes), dtype=torch.float64)
         masks = masks.double()
 
         def replace(live: torch.Tensor) -> Any:
@@ -90,7 +90,8 @@ class ConceptDecoder:
                     f"{masks.shape[0]} samples: the decoder needs a layer the whole batch "
                     "passes through once."
                 )
-            return self._substitute(live.detach(), codes_t, masks)
+            device = live.device
+            return self._substitute(live.detach(), codes_t.to(device), masks.to(device))
 
         if self.ref.point == "input":
 

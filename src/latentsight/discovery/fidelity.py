@@ -30,7 +30,7 @@ class Fidelity:
     """Each metric for the importance and for random orders; the mean curves behind the AUCs."""
 
     table: pd.DataFrame  # metric, importance, random_mean, random_std, beats_random, p_value
-    curves: pd.DataFrame  # metric, order ("importance" or "random"), fraction, score
+    curves: pd.DataFrame  # metric, order ("importance" or the mean of the random), fraction, score
     method: str
     samples: int
 
@@ -69,7 +69,7 @@ def mu_fidelity(phi: np.ndarray, removed: np.ndarray, drops: np.ndarray) -> floa
 
 def _scores(
     bank: ConceptBank, group: Bank, rows: np.ndarray, labels: np.ndarray, masks: np.ndarray
-):
+) -> np.ndarray:
     """Class scores under masks: in closed form for a linear head, else through the model."""
     if bank.head is not None:
         phi = bank.attributions(group, rows, labels, "gradient")  # u_i (W w_c)_i, exact
@@ -79,8 +79,16 @@ def _scores(
 
 
 def _group(
-    bank: ConceptBank, group: Bank, rows: np.ndarray, method: str, orders: int, subsets: int, rng
-):
+    bank: ConceptBank,
+    group: Bank,
+    rows: np.ndarray,
+    method: str,
+    orders: int,
+    subsets: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """One dictionary's curves (n x 2 x (1 + orders) x (k + 1): deletion then insertion, the
+    importance order first), its C-muFidelity values (importance, then random) and n."""
     labels = (
         np.full(len(rows), group.label)
         if group.label is not None
@@ -141,16 +149,12 @@ def concept_fidelity(
         areas = np.array([auc(c) for c in mean_curves[index]])
         better = areas[1:] <= areas[0] if metric == "c_deletion" else areas[1:] >= areas[0]
         rows_out.append(_row(metric, areas[0], areas[1:], better))
-        for order, curve in enumerate(mean_curves[index][:2]):
-            for fraction, score in zip(GRID, curve, strict=True):
-                curve_rows.append(
-                    {
-                        "metric": metric,
-                        "order": "random" if order else "importance",
-                        "fraction": fraction,
-                        "score": score,
-                    }
-                )
+        shown = {"importance": mean_curves[index][0], "random": mean_curves[index][1:].mean(0)}
+        curve_rows += [
+            {"metric": metric, "order": order, "fraction": fraction, "score": score}
+            for order, curve in shown.items()
+            for fraction, score in zip(GRID, curve, strict=True)
+        ]
     rows_out.append(_row("c_mufidelity", mu[0], mu[1:], mu[1:] >= mu[0]))
     used = method if method != "auto" else ("closed_form" if bank.head is not None else "gradient")
     return Fidelity(pd.DataFrame(rows_out), pd.DataFrame(curve_rows), used, total)

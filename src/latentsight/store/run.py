@@ -272,8 +272,9 @@ class Run:
     ) -> ConceptBank:
         """Concepts the model learned in a layer, found without labels (dictionary learning on
         the stored latents, per class or global), with importance (needs the attached
-        Project's linear head), prevalence, reliability and INVERT names: ``.table``,
-        ``.top_samples(c)``, ``.importance(sample_id)``, ``.sweeps``."""
+        Project: closed form for a linear head, else through the model), prevalence,
+        reliability and INVERT names: ``.table``, ``.top_samples(c)``,
+        ``.importance(sample_id)``, ``.heatmaps(ids, c)``, ``.fidelity()``, ``.sweeps``."""
         from latentsight.discovery import discover_concepts
 
         return discover_concepts(
