@@ -10,7 +10,11 @@ import torch
 from torch import nn
 
 from latentsight.discovery import fit_dictionary
-from latentsight.discovery.attribution import AttributionSettings, concept_attributions
+from latentsight.discovery.attribution import (
+    AttributionSettings,
+    concept_attributions,
+    masked_scores,
+)
 from latentsight.discovery.decoder import ConceptDecoder
 from latentsight.discovery.errors import DiscoveryError
 from latentsight.discovery.fidelity import auc, order_masks
@@ -167,6 +171,27 @@ def test_the_batched_path_equals_a_per_sample_loop(spatial):
             ]
         )
         assert np.allclose(batched, looped, atol=1e-5), method
+
+
+def test_folding_the_dictionary_through_a_linear_module_changes_nothing():
+    latents = _latents(40)
+    codes, dictionary = _fit(latents)
+    model = nn.Sequential(nn.Identity(), _mlp())
+    folded = ConceptDecoder(model, "1.0:input", dictionary.components)  # the input of a Linear
+    plain = ConceptDecoder(model, "1:input", dictionary.components)  # of the Sequential head
+    assert folded.folded and not plain.folded
+    labels = np.arange(40) % 3
+    gradients = [
+        concept_attributions(decoder, lambda r: latents[r], codes, labels, "gradient")
+        for decoder in (folded, plain)
+    ]
+    assert np.allclose(*gradients, atol=1e-5)
+    masks = sobol_design(K, 16)
+    scores = [
+        masked_scores(decoder, lambda r: latents[r], codes, labels, masks, batch_size=8)
+        for decoder in (folded, plain)
+    ]
+    assert np.allclose(*scores, atol=1e-5)
 
 
 def test_the_sobol_design_mixes_one_column_per_block():

@@ -20,7 +20,7 @@ from latentsight.discovery.errors import DiscoveryError
 from latentsight.discovery.sobol import jansen_total, sobol_design
 
 METHODS = ("gradient", "sobol", "occlusion")
-ROW_BUDGET = 2**22  # values of the substituted layer held at once (rows x positions x dims)
+ROW_BUDGET = 2**20  # values of the substituted layer held at once (rows x positions x dims)
 
 Inputs = Callable[[np.ndarray], Any]  # sample indices -> the model's input batch
 
@@ -62,7 +62,7 @@ def masked_scores(
     out = []
     for rows in _batches(len(codes), batch_size):
         block = masks if shared else masks[rows]
-        tensor = torch.as_tensor(block, dtype=torch.float64)
+        tensor = torch.as_tensor(block, dtype=torch.float32)
         tensor = tensor.expand(len(rows), *block.shape) if shared else tensor
         with torch.no_grad():
             out.append(decoder.scores(inputs(rows), codes[rows], tensor, labels[rows]).cpu())

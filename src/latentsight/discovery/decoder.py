@@ -54,24 +54,42 @@ class ConceptDecoder:
         self.module = modules[self.ref.module_name]
         self.components = np.asarray(components, dtype=np.float64)
         self.k = self.components.shape[0]
+        self.folded = (
+            self.ref.point == "input"
+            and isinstance(self.module, nn.Linear)
+            and self.module.in_features == self.components.shape[1]
+        )
+        # the substituted directions: W, or W A^T at the output of a linear module reading
+        # the layer (A (U W + R) + b = U (W A^T) + (A a + b - U W A^T): the same decoder, and
+        # the head's first product costs k instead of D per (sample, mask))
+        self._at = (
+            self.components @ self.module.weight.detach().cpu().double().numpy().T
+            if self.folded
+            else self.components
+        )
 
     def _substitute(self, live: torch.Tensor, codes: torch.Tensor, masks: torch.Tensor) -> Any:
         """``(U * m) W + R`` for every (sample, mask): B x M rows shaped like ``live``'s."""
         batch, n_masks = masks.shape[:2]
-        if live.dim() not in (2, 4) or live.shape[1] != self.components.shape[1]:
+        if live.dim() not in (2, 4) or live.shape[1] != self._at.shape[1]:
             raise DiscoveryError(
                 f"Layer {self.ref.name!r} computes {tuple(live.shape)}, but the dictionary has "
                 f"{self.components.shape[1]} dimensions: discover the concepts on a view of "
                 "that layer stored without projection (the mean of a map, or a vector)."
             )
-        components = torch.as_tensor(self.components, dtype=torch.float64, device=live.device)
+        components = torch.as_tensor(self._at, dtype=torch.float64, device=live.device)
         flat = (
             live.double().flatten(2).transpose(1, 2) if live.dim() == 4 else live.double()[:, None]
         )
-        per_position = position_codes(flat, components, codes)
+        per_position = position_codes(flat, components, codes)  # B x P x k
         residual = flat - per_position @ components
-        masked = per_position[:, None] * masks[:, :, None, :]
-        rows = (masked @ components + residual[:, None]).to(live.dtype)
+        # row (b, m) is R_b + sum_i m_bmi (U_b,i W_i): one batched product per sample
+        scaled = per_position.transpose(1, 2)[..., None] * components[None, :, None, :]
+        rows = torch.baddbmm(
+            residual.reshape(batch, 1, -1).to(live.dtype),
+            masks.to(live.dtype),
+            scaled.reshape(batch, self.k, -1).to(live.dtype),
+        ).reshape(batch, n_masks, *flat.shape[1:])
         if live.dim() == 2:
             return rows.reshape(batch * n_masks, -1)
         return rows.transpose(2, 3).reshape(batch * n_masks, *live.shape[1:])
@@ -81,7 +99,6 @@ class ConceptDecoder:
     ) -> torch.Tensor:
         """Class ``labels[b]``'s output for every sample b and mask (``masks``: B x M x k)."""
         codes_t = torch.as_tensor(np.asarray(codes), dtype=torch.float64)
-        masks = masks.double()
 
         def replace(live: torch.Tensor) -> Any:
             if live.shape[0] != masks.shape[0]:
@@ -93,7 +110,7 @@ class ConceptDecoder:
             device = live.device
             return self._substitute(live.detach(), codes_t.to(device), masks.to(device))
 
-        if self.ref.point == "input":
+        if self.ref.point == "input" and not self.folded:
 
             def hook(_module: nn.Module, args: tuple) -> tuple:
                 return (replace(first_tensor(args)), *args[1:])
