@@ -27,8 +27,9 @@ Inputs = Callable[[np.ndarray], Any]  # sample indices -> the model's input batc
 
 @dataclass(frozen=True)
 class AttributionSettings:
-    """``design``: Sobol masks per concept pair block (a power of two); ``seed``: the design's
-    scrambling; ``batch_size``: samples per model call (default: as many as the budget holds)."""
+    """``design``: rows of each block of the Sobol design (A, B and the k mixed ones; a power of
+    two); ``seed``: the design's scrambling; ``batch_size``: samples per model call (default:
+    as many as ``ROW_BUDGET`` holds)."""
 
     design: int = 32
     seed: int = 0
