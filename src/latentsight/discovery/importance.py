@@ -107,7 +107,7 @@ def linear_attributions(
     """Each sample's concept attribution (N x k) for class ``labels[n]`` in closed form: ``phi``
     (what gradient x input and occlusion equal for a linear head) or, for ``"sobol"``, the
     total indices ``phi_i^2 / sum_j phi_j^2``."""
-    projections = head.weight[np.asarray(labels, dtype=int)] @ components.T  # N x k
+    projections = (head.weight @ components.T)[np.asarray(labels, dtype=int)]  # N x k
     if method == "sobol":
         return linear_total(codes, projections)
     return np.asarray(codes, dtype=np.float64) * projections
