@@ -72,6 +72,23 @@ def shapes_run(tmp_path_factory):
     return run
 
 
+@pytest.fixture(scope="session")
+def attached_shapes_run(shapes_run):
+    """``shapes_run`` reopened with its Project (the demo CNN) attached."""
+    import os
+
+    import latentsight as ls
+    from latentsight.demo.model import load_or_train_demo_model
+    from latentsight.demo.run import demo_project
+    from latentsight.demo.shapes import ShapesConfig, generate_shapes
+
+    config = ShapesConfig(n_train=3000, n_val=1000, seed=0)
+    subsets = generate_shapes(config)
+    cache = os.environ.get("LATENTSIGHT_CACHE", str(shapes_run.path.parent / "cache"))
+    model, _ = load_or_train_demo_model(config, subsets, cache_dir=cache)
+    return ls.open_run(shapes_run.path).attach(demo_project(subsets, model))
+
+
 def analysis_context(run, layer=None, view="mean", settings=None):
     """The AnalysisContext the detectors see, for a stored run (PCA map for speed)."""
     from latentsight.insights.base import AnalysisSettings

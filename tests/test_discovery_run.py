@@ -3,8 +3,6 @@ named, importance reproduces the stored probabilities, and the CLI prints the ta
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -17,23 +15,12 @@ LAYER = "classifier.3:input"
 NAMES = ["circle", "square", "triangle", "cross"]
 
 
-def _attached(run):
-    from latentsight.demo.model import load_or_train_demo_model
-    from latentsight.demo.run import demo_project
-    from latentsight.demo.shapes import ShapesConfig, generate_shapes
-
-    config = ShapesConfig(n_train=3000, n_val=1000, seed=0)
-    subsets = generate_shapes(config)
-    cache = os.environ.get("LATENTSIGHT_CACHE", str(run.path.parent / "cache"))
-    model, _ = load_or_train_demo_model(config, subsets, cache_dir=cache)
-    return ls.open_run(run.path).attach(demo_project(subsets, model))
-
-
 @pytest.fixture(scope="module")
-def bank(shapes_run):
-    run = _attached(shapes_run)
+def bank(attached_shapes_run):
     settings = DiscoverySettings(ks=range(2, 6))
-    return run.discover_concepts(LAYER, k="auto", settings=settings, class_names=NAMES)
+    return attached_shapes_run.discover_concepts(
+        LAYER, k="auto", settings=settings, class_names=NAMES
+    )
 
 
 def test_a_circle_concept_is_named_by_the_blue_background(bank):

@@ -2,9 +2,13 @@
 learning on pooled latents, as CRAFT), ranked by importance through the head, tied to accuracy
 and loss, and named with the INVERT engine."""
 
+from latentsight.discovery.attribution import AttributionSettings, concept_attributions
+from latentsight.discovery.decoder import ConceptDecoder
 from latentsight.discovery.dictionary import Dictionary, fit_dictionary
 from latentsight.discovery.discover import DiscoverySettings, discover_concepts
 from latentsight.discovery.errors import DiscoveryError
+from latentsight.discovery.fidelity import Fidelity
+from latentsight.discovery.heatmaps import ConceptHeatmaps
 from latentsight.discovery.importance import (
     Decomposition,
     LinearHead,
@@ -17,16 +21,21 @@ from latentsight.discovery.selection import KChoice, choose_k, matched_cosines
 from latentsight.discovery.seminmf import semi_nmf
 
 __all__ = [
+    "AttributionSettings",
     "ConceptBank",
+    "ConceptDecoder",
+    "ConceptHeatmaps",
     "Decomposition",
     "Dictionary",
     "DiscoveryError",
     "DiscoverySettings",
+    "Fidelity",
     "KChoice",
     "LinearHead",
     "SampleImportance",
     "TopSamples",
     "choose_k",
+    "concept_attributions",
     "decompose_logit",
     "discover_concepts",
     "find_linear_head",

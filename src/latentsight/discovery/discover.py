@@ -19,6 +19,7 @@ from latentsight.discovery.importance import LinearHead, find_linear_head
 from latentsight.discovery.naming import name_concepts
 from latentsight.discovery.result import Bank, ConceptBank
 from latentsight.discovery.selection import choose_k, default_ks
+from latentsight.discovery.session import fill_table_importance
 from latentsight.discovery.store import save_bank
 
 if TYPE_CHECKING:
@@ -182,11 +183,14 @@ def discover_concepts(
     class_names: Sequence[str] | Mapping[int, str] | None = None,
     progress: bool = False,
     save: bool = True,
+    importance_through_model: bool = True,
 ) -> ConceptBank:
     """Discover the concepts of a layer from its stored pooled latents; see :class:`ConceptBank`.
 
     With ``save`` the table is kept in the run (``<run>/concepts/``) for the report and the
-    dashboard."""
+    dashboard. Where no linear head reads the layer and the model is attached, the table's
+    importance comes from a pass through the model, unless ``importance_through_model`` is
+    False."""
     settings = settings or DiscoverySettings()
     if settings.naming_scope not in ("all", "group"):
         raise DiscoveryError(f"naming_scope={settings.naming_scope!r}: give 'all' or 'group'.")
@@ -249,10 +253,12 @@ def discover_concepts(
     table = pd.DataFrame(records)
     if names_by_class:
         table.insert(2, "class_name", table["class"].map(lambda c: names_by_class.get(c, c)))
-    bank = ConceptBank(run, layer, samples, latents, banks, table, head=head, notes=notes)
+    concepts = ConceptBank(run, layer, samples, latents, banks, table, head=head, notes=notes)
+    if head is None and run.project is not None and importance_through_model:
+        fill_table_importance(concepts)
     if save:
-        save_bank(bank, settings=settings, k=k, per_class=per_class, subset=subset)
-    return bank
+        save_bank(concepts, settings=settings, k=k, per_class=per_class, subset=subset)
+    return concepts
 
 
 def _restrict(vocabulary: Vocabulary, rows: np.ndarray) -> Vocabulary:

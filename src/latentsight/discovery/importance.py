@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from latentsight.discovery.errors import DiscoveryError
+from latentsight.discovery.sobol import linear_total
 
 if TYPE_CHECKING:
     from torch import nn
@@ -45,8 +46,8 @@ def find_linear_head(model: nn.Module, layer: str, dim: int) -> LinearHead | str
     module = dict(model.named_modules()).get(name)
     if not isinstance(module, nn.Linear):
         return (
-            f"module {name!r} is {type(module).__name__}, not nn.Linear; importance through "
-            "other heads is not implemented yet"
+            f"module {name!r} is {type(module).__name__}, not nn.Linear: importance goes "
+            "through the model (gradient x input by default)"
         )
     if module.in_features != dim:
         return (
@@ -98,3 +99,15 @@ def decompose_logit(
     return Decomposition(
         concept_contributions(codes, components, direction), residual, float(head.bias[label])
     )
+
+
+def linear_attributions(
+    codes: np.ndarray, components: np.ndarray, head: LinearHead, labels: np.ndarray, method: str
+) -> np.ndarray:
+    """Each sample's concept attribution (N x k) for class ``labels[n]`` in closed form: ``phi``
+    (what gradient x input and occlusion equal for a linear head) or, for ``"sobol"``, the
+    total indices ``phi_i^2 / sum_j phi_j^2``."""
+    projections = (head.weight @ components.T)[np.asarray(labels, dtype=int)]  # N x k
+    if method == "sobol":
+        return linear_total(codes, projections)
+    return np.asarray(codes, dtype=np.float64) * projections

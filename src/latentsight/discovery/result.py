@@ -12,11 +12,18 @@ from PIL import Image
 
 from latentsight.discovery.dictionary import Dictionary
 from latentsight.discovery.errors import DiscoveryError
-from latentsight.discovery.importance import LinearHead, decompose_logit
+from latentsight.discovery.importance import LinearHead, decompose_logit, linear_attributions
 from latentsight.discovery.selection import KChoice
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from latentsight.discovery.fidelity import Fidelity
+    from latentsight.discovery.heatmaps import ConceptHeatmaps
+    from latentsight.discovery.session import ConceptModel
     from latentsight.store.run import Run
+
+IMPORTANCE_METHODS = ("auto", "gradient", "occlusion", "sobol")
 
 
 @dataclass(frozen=True)
@@ -60,13 +67,18 @@ class TopSamples:
 
 @dataclass(frozen=True)
 class SampleImportance:
-    """One sample's class logit split into concept terms, the residual's term and the bias."""
+    """One sample's class logit split into concept terms, the residual's term and the bias.
+
+    For a method other than the linear head's closed form, ``residual`` is what the concept
+    terms leave of the model's score and ``bias`` is 0, so ``logit`` is still the model's.
+    """
 
     sample_id: str
     label: int
     table: pd.DataFrame  # per concept: concept, name, code, phi
     residual: float
     bias: float
+    method: str = "closed_form"
 
     @property
     def logit(self) -> float:
@@ -97,6 +109,7 @@ class ConceptBank:
         self.table = table
         self.head = head
         self.notes = notes
+        self._model: ConceptModel | None = None
 
     def __repr__(self) -> str:
         return (
@@ -130,12 +143,48 @@ class ConceptBank:
         ids = self.samples["id"].to_numpy()[bank.rows[order]]
         return TopSamples(concept, [str(i) for i in ids], codes[order], self.run)
 
-    def importance(self, sample_id: str, label: int | None = None) -> SampleImportance:
-        """Concept attribution of a sample's logit for ``label`` (default: its prediction),
-        with the dictionary of that class (per class) or the global one; needs the model."""
-        if self.head is None:
+    def concept_model(self, what: str) -> ConceptModel:
+        """The attached model, decoding this layer's concepts (an error when none is attached)."""
+        from latentsight.discovery.session import ConceptModel
+
+        if self._model is None:
+            self._model = ConceptModel(self.run, self.layer, self.samples, what)
+        return self._model
+
+    def bank_for(self, label: int) -> Bank:
+        """The dictionary that explains class ``label``: its own, or the global one."""
+        banks = [b for b in self.banks if b.label in (label, None)]
+        if not banks:
             raise DiscoveryError(
-                "Importance needs the linear head that reads the layer: "
+                f"No dictionary for class {label}: classes with one are "
+                f"{[b.label for b in self.banks]}."
+            )
+        return banks[0]
+
+    def attributions(
+        self, bank: Bank, rows: np.ndarray, labels: np.ndarray, method: str = "auto"
+    ) -> np.ndarray:
+        """Attributions (len(rows) x k) of the class scores ``labels`` to a bank's concepts:
+        closed form for a linear head, else through the model (``"auto"``: gradient x input)."""
+        if method not in IMPORTANCE_METHODS:
+            raise DiscoveryError(f"method={method!r}: give one of {list(IMPORTANCE_METHODS)}.")
+        rows = np.asarray(rows)
+        if self.head is not None:
+            codes = bank.codes[rows]
+            return linear_attributions(codes, bank.dictionary.components, self.head, labels, method)
+        model = self.concept_model(f"Importance with method={method!r}")
+        return model.attributions(bank, rows, labels, "gradient" if method == "auto" else method)
+
+    def importance(
+        self, sample_id: str, label: int | None = None, method: str = "auto"
+    ) -> SampleImportance:
+        """Concept attribution of a sample's logit for ``label`` (default: its prediction),
+        with the dictionary of that class (per class) or the global one. ``method``: ``"auto"``
+        (closed form for a linear head, else gradient x input), ``"gradient"``,
+        ``"occlusion"`` or ``"sobol"``; all but a linear head's closed form run the model."""
+        if self.head is None and self.run.project is None:
+            raise DiscoveryError(
+                "Importance needs the model: "
                 + "; ".join(self.notes or ["attach the Project with run.attach(project)"])
                 + "."
             )
@@ -145,29 +194,59 @@ class ConceptBank:
         row = int(found[0])
         if label is None:
             label = int(self.samples.loc[row, "prediction"])
-        banks = [b for b in self.banks if b.label in (label, None)]
-        if not banks:
-            raise DiscoveryError(
-                f"No dictionary for class {label}: classes with one are "
-                f"{[b.label for b in self.banks]}."
+        bank = self.bank_for(label)
+        phi = self.attributions(bank, np.array([row]), np.array([label]), method)[0]
+        if self.head is not None:
+            parts = decompose_logit(
+                self._latents[row : row + 1],
+                bank.codes[row : row + 1],
+                bank.dictionary.components,
+                self.head,
+                label,
             )
-        bank = banks[0]
-        parts = decompose_logit(
-            self._latents[row : row + 1],
-            bank.codes[row : row + 1],
-            bank.dictionary.components,
-            self.head,
-            label,
-        )
+            bias = parts.bias
+            residual = float(parts.logit[0] - phi.sum() - bias)
+            used = "closed_form" if method == "auto" else method
+        else:
+            model = self.concept_model("Importance")
+            ones = np.ones((1, bank.dictionary.k))
+            score = float(model.scores(bank, np.array([row]), np.array([label]), ones)[0, 0])
+            residual, bias = score - float(phi.sum()), 0.0
+            used = "gradient" if method == "auto" else method
         ids = np.arange(bank.first, bank.first + bank.dictionary.k)
         table = pd.DataFrame(
             {
                 "concept": ids,
                 "name": self.table.set_index("concept").loc[ids, "name"].to_numpy(),
                 "code": bank.codes[row],
-                "phi": parts.phi[0],
+                "phi": phi,
             }
         ).sort_values("phi", key=np.abs, ascending=False, kind="stable")
         return SampleImportance(
-            sample_id, label, table.reset_index(drop=True), float(parts.residual[0]), parts.bias
+            sample_id, label, table.reset_index(drop=True), residual, bias, used
+        )
+
+    def heatmaps(self, sample_ids: str | Sequence[str], concept: int) -> ConceptHeatmaps:
+        """Where ``concept`` sits in each sample: its code at every position of the layer's
+        spatial map, upsampled to the input; re-runs the model on those samples."""
+        from latentsight.discovery.heatmaps import concept_heatmaps
+
+        return concept_heatmaps(self, sample_ids, concept)
+
+    def fidelity(
+        self,
+        *,
+        method: str = "auto",
+        orders: int = 20,
+        subsets: int = 32,
+        samples: int | None = 500,
+        seed: int = 0,
+    ) -> Fidelity:
+        """C-Deletion, C-Insertion and C-muFidelity of ``method``'s importance, each against
+        ``orders`` random orders, on up to ``samples`` samples; a linear head's scores are exact
+        without the model, other heads run it (see :mod:`latentsight.discovery.fidelity`)."""
+        from latentsight.discovery.fidelity import concept_fidelity
+
+        return concept_fidelity(
+            self, method=method, orders=orders, subsets=subsets, samples=samples, seed=seed
         )

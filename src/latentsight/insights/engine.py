@@ -174,8 +174,9 @@ def concept_findings(
     run: Run, layer: str, settings: AnalysisSettings, notes: dict[str, Any]
 ) -> list[Insight]:
     """Concepts discovered in ``layer`` (stored in the run) whose samples carry significantly
-    higher loss than the rest of their class (kind "concept_aggressor")."""
-    from latentsight.discovery import DiscoverySettings
+    higher loss than the rest of their class (kind "concept_aggressor"). Importance comes from
+    a linear head when one reads the layer; the analysis does not run the model for it."""
+    from latentsight.discovery import DiscoverySettings, discover_concepts
     from latentsight.discovery.performance import concept_loss_insights
 
     per_class = run.manifest["task"] in ("classification", "binary") and "prediction" in (
@@ -186,9 +187,11 @@ def concept_findings(
         notes["concept_aggressor"] = {"skipped": f"{layer} has too few dimensions for concepts"}
         return []
     try:
-        bank = run.discover_concepts(
+        bank = discover_concepts(
+            run,
             layer,
             per_class=per_class,
+            importance_through_model=False,
             settings=DiscoverySettings(
                 ks=ks, seed=settings.seed, max_fit_samples=CONCEPT_FIT_SAMPLES
             ),

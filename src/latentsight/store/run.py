@@ -273,9 +273,10 @@ class Run:
     ) -> ConceptBank:
         """Concepts the model learned in a layer, found without labels (dictionary learning on
         the stored latents, per class or global), with importance (needs the attached
-        Project's linear head), prevalence, reliability and INVERT names: ``.table``,
-        ``.top_samples(c)``, ``.importance(sample_id)``, ``.sweeps``; kept in the run (for the
-        report and the dashboard) unless ``save=False``."""
+        Project: closed form for a linear head, else through the model), prevalence,
+        reliability and INVERT names: ``.table``, ``.top_samples(c)``,
+        ``.importance(sample_id)``, ``.heatmaps(ids, c)``, ``.fidelity()``, ``.sweeps``; kept
+        in the run (for the report and the dashboard) unless ``save=False``."""
         from latentsight.discovery import discover_concepts
 
         return discover_concepts(
