@@ -16,6 +16,10 @@ from latentsight.discovery.importance import LinearHead, decompose_logit
 from latentsight.discovery.selection import KChoice
 
 if TYPE_CHECKING:
+    import torch
+
+    from latentsight.discovery.visualize import ConceptImage
+    from latentsight.explain.maco import MacoSettings
     from latentsight.store.run import Run
 
 
@@ -129,6 +133,23 @@ class ConceptBank:
         order = np.argsort(-codes, kind="stable")[:n]
         ids = self.samples["id"].to_numpy()[bank.rows[order]]
         return TopSamples(concept, [str(i) for i in ids], codes[order], self.run)
+
+    def visualize(
+        self,
+        concept: int,
+        *,
+        settings: MacoSettings | None = None,
+        device: str | torch.device | None = None,
+    ) -> ConceptImage:
+        """A synthetic image (MACO) that maximises the concept's direction at the layer, with
+        its transparency map; needs the model."""
+        from latentsight.discovery.visualize import visualize_concept
+
+        bank = self._bank_of(concept)
+        direction = bank.dictionary.components[concept - bank.first]
+        return visualize_concept(
+            self.run, self.layer, concept, direction, settings=settings, device=device
+        )
 
     def importance(self, sample_id: str, label: int | None = None) -> SampleImportance:
         """Concept attribution of a sample's logit for ``label`` (default: its prediction),
