@@ -71,7 +71,7 @@ def test_top_samples_express_the_concept_most(bank):
     assert top.grid(columns=4, size=32).size == (128, 64)
 
 
-def test_a_concept_image_raises_its_direction_far_above_random_phase(bank):
+def test_a_concept_image_raises_its_direction_above_typical_inputs(bank):
     from latentsight.explain import MacoSettings
 
     concept = int(bank.table.loc[bank.table["class"] == 0, "importance"].idxmax())

@@ -160,7 +160,7 @@ def test_filter_visualisation_is_seeded(demo):
         run.visualize_filters("features.1.0", [16], settings=quick)
 
 
-def test_maco_filter_images_excite_their_channels_and_keep_the_data_spectrum(demo):
+def test_maco_filter_images_excite_their_channels_beyond_typical_inputs(demo):
     run, _ = demo
     channels = [0, 1, 2]
     found = run.visualize_filters(

@@ -37,7 +37,7 @@ def test_the_image_keeps_the_template_spectrum_and_the_objective_rises(setting):
     template = magnitude_template(images)
     expected = torch.fft.fft2(images.double()).abs().mean(dim=0)  # the closed form, per channel
     assert torch.allclose(template.double(), expected, rtol=1e-5)
-    found = maco(objectives, template, 4, settings=MacoSettings(steps=64), pixel_std=0.3)
+    found = maco(objectives, template, 4, settings=MacoSettings(steps=32), pixel_std=0.3)
     spectrum = torch.fft.fft2(found.images.double()).abs()
     assert torch.allclose(
         spectrum, template.double().expand_as(spectrum), atol=1e-4 * float(template.max())

@@ -91,7 +91,7 @@ def _k_means_plus_plus(rows: torch.Tensor, k: int, rng: np.random.Generator) -> 
     return units[chosen].clone()
 
 
-def _restart_dead(
+def _restart_starved(
     sample: torch.Tensor,
     parameters: tuple[torch.nn.Parameter, torch.nn.Parameter, torch.nn.Parameter],
     optimizer: torch.optim.Optimizer,
@@ -112,8 +112,8 @@ def _restart_dead(
             residual = residual.clamp(min=0.0)
         worst = residual.norm(dim=1).argsort(descending=True)[: dead.numel()]
         directions = residual[worst] / residual[worst].norm(dim=1, keepdim=True).clamp(min=1e-12)
-        decoder[dead[: len(worst)]] = directions
-        weight[:, dead[: len(worst)]] = directions.T
+        decoder[dead] = directions
+        weight[:, dead] = directions.T
         bias[dead] = 0.0
         for parameter, index in (
             (decoder, (dead,)),
@@ -140,7 +140,6 @@ def fit_sae(
     where = resolve_device(device)
     n = latents.shape[0]
     rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
     sample = _rows(latents, np.sort(rng.choice(n, min(n, _INIT_ROWS), replace=False)), where)
     scale = float(sample.norm(dim=1).mean()) or 1.0
     sample = sample / scale
@@ -172,7 +171,7 @@ def fit_sae(
                     decoder.clamp_(min=0.0)
                 decoder /= decoder.norm(dim=1, keepdim=True).clamp(min=1e-12)
             if step + 1 in checks:
-                _restart_dead(sample, (decoder, weight, bias), optimizer, active, non_negative)
+                _restart_starved(sample, (decoder, weight, bias), optimizer, active, non_negative)
     encoder = TopKEncoder(
         weight.detach().cpu().numpy(), (bias.detach() * scale).cpu().numpy(), active
     )
