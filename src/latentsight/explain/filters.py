@@ -208,7 +208,7 @@ def visualize_filters(
     session = ModelSession(run, device)
     module = session.module(layer)
     input_channels, height, _ = session.input_shape
-    size = settings.size or height if isinstance(settings, FilterSettings) else height
+    size = (settings.size or height) if isinstance(settings, FilterSettings) else height
     transform = input_transform or (lambda images: images)
     probe = torch.full((1, input_channels, size, size), 0.5, device=session.device)
     output = session.layer_outputs(transform(probe), [layer]).get(layer)

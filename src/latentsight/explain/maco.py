@@ -138,13 +138,13 @@ def maco(
     *,
     settings: MacoSettings | None = None,
     pixel_std: float = 1.0,
-    device: torch.device | None = None,
 ) -> MacoResult:
     """Find ``count`` images, image k maximising column k of ``objectives`` (a function of a
-    batch of model inputs returning ``B x count`` scores), under the magnitude ``template``."""
+    batch of model inputs returning ``B x count`` scores), under the magnitude ``template``
+    (on the model's device); ``pixel_std`` scales the crops' noise (the data's pixel std)."""
     settings = settings or MacoSettings()
     generator = torch.Generator().manual_seed(settings.seed)
-    image = PhaseImage(template, count, generator).to(device or template.device)
+    image = PhaseImage(template.cpu(), count, generator).to(template.device)
     optimizer = torch.optim.Adam(image.parameters(), lr=settings.learning_rate)
     own = torch.arange(count, device=image.phase.device)
     transparency = torch.zeros(count, *template.shape[1:], device=image.phase.device)
