@@ -28,7 +28,7 @@ from latentsight.capture.plan import resolve_device
 BATCH_SIZE = 1024
 MIN_STEPS = 1000  # optimiser steps at least, however few the samples
 EPOCHS = 10  # passes over the data at least, however many the samples
-LEARNING_RATE = 1e-2
+LEARNING_RATE = 0.08  # Adam's step, divided by sqrt(D): a coordinate of a unit row is ~1/sqrt(D)
 _INIT_ROWS = 4096  # the subsample the initial directions and the scale come from
 _CHUNK = 16384  # rows per block when encoding
 _RESTARTS = 4  # checks for starved concepts, spread over the first half of training
@@ -149,7 +149,9 @@ def fit_sae(
     batch = min(BATCH_SIZE, n)
     per_epoch = n // batch
     steps = max(MIN_STEPS, EPOCHS * per_epoch)
-    optimizer = torch.optim.Adam([decoder, weight, bias], lr=LEARNING_RATE)
+    optimizer = torch.optim.Adam(
+        [decoder, weight, bias], lr=LEARNING_RATE / math.sqrt(latents.shape[1])
+    )
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     checks = {steps * (i + 1) // (2 * _RESTARTS) for i in range(_RESTARTS)}
     with torch.enable_grad():
