@@ -1,5 +1,6 @@
-"""Concept dictionaries on planted latents: recovery of known directions, the choice of k, the
-Hungarian matching, Semi-NMF for signed latents, and clear errors."""
+"""Concept dictionaries on planted latents: recovery of known directions by every method for
+non-negative latents (NMF, MiniBatchNMF, the TopK sparse autoencoder), the choice of k, the
+Hungarian matching, Semi-NMF for signed latents, the autoencoder's determinism, clear errors."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from itertools import permutations
 import numpy as np
 import pytest
 
+import latentsight.discovery.dictionary as dictionary_module
 from latentsight.discovery import DiscoveryError, choose_k, fit_dictionary, matched_cosines
 
 K = 6
@@ -23,15 +25,34 @@ def _planted(n: int = 1200, d: int = 40, seed: int = 0, shift: float = 0.0):
     return (latents if shift else np.maximum(latents, 0.0)), directions - shift
 
 
-def test_nmf_recovers_the_planted_directions_at_k_and_beyond():
+@pytest.mark.parametrize("method", ["auto", "minibatch_nmf", "sae"])
+def test_each_method_recovers_the_planted_directions_at_k_and_beyond(method):
     latents, directions = _planted()
-    codes, exact = fit_dictionary(latents, K)
-    assert exact.method == "nmf" and codes.shape == (1200, K) and (codes >= 0).all()
+    codes, exact = fit_dictionary(latents, K, method=method)
+    assert exact.method == ("nmf" if method == "auto" else method)
+    assert codes.shape == (1200, K) and (codes >= 0).all()
     assert np.allclose(np.linalg.norm(exact.components, axis=1), 1.0)
     assert matched_cosines(directions, exact.components).min() >= 0.95
-    _, wider = fit_dictionary(latents, K + 2)
+    _, wider = fit_dictionary(latents, K + 2, method=method)
     assert matched_cosines(directions, wider.components).mean() >= 0.95
     assert exact.error < 0.1
+
+
+def test_the_sparse_autoencoder_is_sparse_seeded_and_chosen_for_large_layers(monkeypatch):
+    latents, _ = _planted(n=600, d=30, seed=3)
+    codes, first = fit_dictionary(latents, 4, method="sae", seed=5)
+    _, again = fit_dictionary(latents, 4, method="sae", seed=5)
+    _, other = fit_dictionary(latents, 4, method="sae", seed=6)
+    np.testing.assert_array_equal(first.components, again.components)
+    assert not np.array_equal(first.components, other.components)
+    assert ((codes > 0).sum(axis=1) <= first.encoder.active).all() and first.encoder.active == 2
+    assert (first.components >= 0).all()  # non-negative latents keep a non-negative decoder
+    np.testing.assert_allclose(first.encode(latents), codes, rtol=1e-6)  # the encoder's codes
+    monkeypatch.setattr(dictionary_module, "SAE_ABOVE", latents.size - 1)
+    assert dictionary_module.resolve_method(latents, "auto") == "sae"
+    assert dictionary_module.resolve_method(-latents, "auto") == "sae"
+    monkeypatch.setattr(dictionary_module, "SAE_ABOVE", latents.size)
+    assert dictionary_module.resolve_method(latents, "auto") == "nmf"
 
 
 def test_auto_k_picks_the_planted_number_and_keeps_the_sweep():

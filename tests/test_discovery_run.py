@@ -58,12 +58,33 @@ def test_top_samples_express_the_concept_most(bank):
     assert top.grid(columns=4, size=32).size == (128, 64)
 
 
+def test_a_concept_image_raises_its_direction_above_typical_inputs(bank):
+    from latentsight.explain import MacoSettings
+
+    concept = int(bank.table.loc[bank.table["class"] == 0, "importance"].idxmax())
+    shown = bank.visualize(concept, settings=MacoSettings(steps=24))
+    assert shown.image.shape == (32, 32, 3) and shown.image.dtype == np.uint8
+    assert shown.transparency.shape == (32, 32) and shown.transparency.min() >= 0
+    assert shown.transparency.max() == pytest.approx(1.0)
+    circle = next(b for b in bank.banks if b.label == 0)
+    direction = circle.dictionary.components[concept - circle.first]
+    median_real = float(np.median(np.asarray(bank.run.latent(LAYER)) @ direction))
+    assert shown.final > shown.initial and shown.final > median_real, (
+        shown.initial,
+        shown.final,
+        median_real,
+    )
+    assert shown.picture(size=64).mode == "RGBA"
+
+
 def test_without_a_model_importance_says_what_is_missing(shapes_run):
     bare = ls.open_run(shapes_run.path)  # no Project attached
     found = bare.discover_concepts(LAYER, per_class=False, k=3)
     assert found.table["importance"].isna().all() and "run.attach(project)" in found.notes[0]
     with pytest.raises(DiscoveryError, match=r"attach the Project"):
         found.importance(found.samples["id"].iloc[0])
+    with pytest.raises(DiscoveryError, match=r"no model attached"):
+        found.visualize(0)
     with pytest.raises(DiscoveryError, match=r"k=0"):
         bare.discover_concepts(LAYER, k=0)
 

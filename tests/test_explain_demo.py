@@ -15,7 +15,7 @@ import latentsight as ls
 from latentsight.demo.model import load_or_train_demo_model
 from latentsight.demo.run import GROUND_TRUTH, demo_project
 from latentsight.demo.shapes import SHAPES, ShapesConfig, generate_shapes
-from latentsight.explain import FilterSettings
+from latentsight.explain import FilterSettings, MacoSettings
 
 LAST_CONV = "features.2.0"
 
@@ -158,6 +158,30 @@ def test_filter_visualisation_is_seeded(demo):
     assert not np.array_equal(first.images, other.images)
     with pytest.raises(ls.LatentsightError, match=r"has 16 channels"):
         run.visualize_filters("features.1.0", [16], settings=quick)
+
+
+def test_maco_filter_images_excite_their_channels_beyond_typical_inputs(demo):
+    run, _ = demo
+    channels = [0, 1, 2]
+    found = run.visualize_filters(
+        "features.2", channels, method="maco", settings=MacoSettings(steps=24)
+    )
+    assert found.images.shape == (3, 32, 32, 3) and found.transparency.shape == (3, 32, 32)
+    model = run.project.model
+    images = torch.stack([run.project.data["val"][i][0] for i in range(200)])
+    kept = {}
+    handle = model.features[2].register_forward_hook(lambda _m, _i, out: kept.update(a=out))
+    with torch.no_grad():
+        model(images)
+    handle.remove()
+    median_real = kept["a"][:, channels].mean(dim=(2, 3)).median(dim=0).values.numpy()
+    assert (found.activation > median_real).all(), (found.activation, median_real)
+    with pytest.raises(ls.LatentsightError, match=r"takes MacoSettings"):
+        run.visualize_filters("features.2", [0], method="maco", settings=FilterSettings())
+    with pytest.raises(ls.LatentsightError, match=r"need no input_transform"):
+        run.visualize_filters("features.2", [0], method="maco", input_transform=lambda x: x)
+    with pytest.raises(ls.LatentsightError, match=r"give 'fourier' or 'maco'"):
+        run.visualize_filters("features.2", [0], method="lucid")
 
 
 def test_activation_sweep_of_a_demo_image(demo, tmp_path):

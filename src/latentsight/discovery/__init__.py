@@ -19,12 +19,14 @@ from latentsight.discovery.naming import name_concepts
 from latentsight.discovery.result import ConceptBank, SampleImportance, TopSamples
 from latentsight.discovery.selection import KChoice, choose_k, matched_cosines
 from latentsight.discovery.seminmf import semi_nmf
+from latentsight.discovery.visualize import ConceptImage
 
 __all__ = [
     "AttributionSettings",
     "ConceptBank",
     "ConceptDecoder",
     "ConceptHeatmaps",
+    "ConceptImage",
     "Decomposition",
     "Dictionary",
     "DiscoveryError",

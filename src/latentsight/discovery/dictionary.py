@@ -2,8 +2,11 @@
 
 Non-negative (post-ReLU) latents get scikit-learn's NMF (``nndsvda`` init, seeded), or its
 MiniBatchNMF when the matrix holds more than ``MINIBATCH_ABOVE`` values; signed latents get
-Semi-NMF. The rows of W are scaled to unit norm (the codes take the scale), so a code is the
-length of the concept's part of a latent and dictionaries of different fits compare by cosine.
+Semi-NMF. Above ``SAE_ABOVE`` values (a dataset-wide dictionary of a large run) any latents get a
+TopK sparse autoencoder (torch, minibatched, on the GPU when present), whose cost grows linearly
+with the samples and which never copies the latents to float64. The rows of W are scaled to unit
+norm (the codes take the scale), so a code is the length of the concept's part of a latent and
+dictionaries of different fits compare by cosine.
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ from sklearn.decomposition import NMF, MiniBatchNMF, non_negative_factorization
 from sklearn.exceptions import ConvergenceWarning
 
 from latentsight.discovery.errors import DiscoveryError
+from latentsight.discovery.sae import TopKEncoder, fit_sae
 from latentsight.discovery.seminmf import semi_nmf, update_codes
 
 MINIBATCH_ABOVE = 20_000_000  # values (N x D) above which NMF is fitted in minibatches
-METHODS = ("auto", "nmf", "minibatch_nmf", "semi_nmf")
+SAE_ABOVE = 100_000_000  # values (N x D) above which "auto" trains a sparse autoencoder
+METHODS = ("auto", "nmf", "minibatch_nmf", "semi_nmf", "sae")
+_CHUNK = 16384  # rows per block when measuring the reconstruction error
 _MAX_ITER = 1000
 _ENCODE_ITER = 200
 
@@ -31,6 +37,7 @@ class Dictionary:
     components: np.ndarray
     method: str
     error: float  # relative reconstruction error ||A - U W|| / ||A|| on the fitted latents
+    encoder: TopKEncoder | None = None  # the sparse autoencoder's encoder (method "sae")
 
     @property
     def k(self) -> int:
@@ -38,7 +45,10 @@ class Dictionary:
         return self.components.shape[0]
 
     def encode(self, latents: np.ndarray) -> np.ndarray:
-        """Non-negative codes U (N x k) minimising ``||A - U W||`` with W fixed."""
+        """Non-negative codes U (N x k): the least-squares ones with W fixed, or the sparse
+        autoencoder's encoder."""
+        if self.encoder is not None:
+            return self.encoder(latents).astype(np.float64)
         return encode(np.asarray(latents, dtype=np.float64), self.components, self.method)
 
 
@@ -54,6 +64,8 @@ def resolve_method(latents: np.ndarray, method: str) -> str:
         )
     if method != "auto":
         return method
+    if latents.size > SAE_ABOVE:
+        return "sae"
     if negative:
         return "semi_nmf"
     return "minibatch_nmf" if latents.size > MINIBATCH_ABOVE else "nmf"
@@ -84,11 +96,22 @@ def encode(latents: np.ndarray, components: np.ndarray, method: str) -> np.ndarr
     return codes
 
 
+def relative_error(latents: np.ndarray, codes: np.ndarray, components: np.ndarray) -> float:
+    """``||A - U W|| / ||A||``, in blocks of rows (no N x D temporary)."""
+    residual = total = 0.0
+    for start in range(0, latents.shape[0], _CHUNK):
+        block = np.asarray(latents[start : start + _CHUNK])
+        fitted = codes[start : start + _CHUNK].astype(block.dtype) @ components.astype(block.dtype)
+        residual += float(np.square(block - fitted, dtype=np.float64).sum())
+        total += float(np.square(block, dtype=np.float64).sum())
+    return float(np.sqrt(residual / max(total, 1e-24)))
+
+
 def fit_dictionary(
     latents: np.ndarray, k: int, *, method: str = "auto", seed: int = 0
 ) -> tuple[np.ndarray, Dictionary]:
     """Fit ``A ~ U W`` with k concepts; returns the codes U (N x k) and the dictionary."""
-    latents = np.asarray(latents, dtype=np.float64)
+    latents = np.asarray(latents)
     if latents.ndim != 2:
         raise DiscoveryError(f"Latents must be N x D; got shape {latents.shape}.")
     if not 1 <= k <= min(latents.shape):
@@ -99,16 +122,22 @@ def fit_dictionary(
     if not np.isfinite(latents).all():
         raise DiscoveryError("The latents contain NaN or infinite values; re-capture the run.")
     method = resolve_method(latents, method)
-    if method == "semi_nmf":
-        codes, components = semi_nmf(latents, k, seed=seed)
+    encoder = None
+    if method == "sae":
+        non_negative = not bool((latents < 0).any())
+        codes, components, encoder = fit_sae(latents, k, non_negative=non_negative, seed=seed)
+        codes = codes.astype(np.float64)
     else:
-        kind = MiniBatchNMF if method == "minibatch_nmf" else NMF
-        model = kind(k, init="nndsvda", random_state=seed, max_iter=_MAX_ITER)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            codes = model.fit_transform(latents)
-        components = model.components_
-    codes, components = _unit_rows(codes, components)
-    total = float(np.linalg.norm(latents))
-    error = float(np.linalg.norm(latents - codes @ components)) / max(total, 1e-12)
-    return codes, Dictionary(components, method, error)
+        latents = latents.astype(np.float64, copy=False)
+        if method == "semi_nmf":
+            codes, components = semi_nmf(latents, k, seed=seed)
+        else:
+            kind = MiniBatchNMF if method == "minibatch_nmf" else NMF
+            model = kind(k, init="nndsvda", random_state=seed, max_iter=_MAX_ITER)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                codes = model.fit_transform(latents)
+            components = model.components_
+        codes, components = _unit_rows(codes, components)
+    error = relative_error(latents, codes, components)
+    return codes, Dictionary(components.astype(np.float64), method, error, encoder)

@@ -18,9 +18,13 @@ from latentsight.discovery.selection import KChoice
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    import torch
+
     from latentsight.discovery.fidelity import Fidelity
     from latentsight.discovery.heatmaps import ConceptHeatmaps
     from latentsight.discovery.session import ConceptModel
+    from latentsight.discovery.visualize import ConceptImage
+    from latentsight.explain.maco import MacoSettings
     from latentsight.store.run import Run
 
 IMPORTANCE_METHODS = ("auto", "gradient", "occlusion", "sobol")
@@ -142,6 +146,23 @@ class ConceptBank:
         order = np.argsort(-codes, kind="stable")[:n]
         ids = self.samples["id"].to_numpy()[bank.rows[order]]
         return TopSamples(concept, [str(i) for i in ids], codes[order], self.run)
+
+    def visualize(
+        self,
+        concept: int,
+        *,
+        settings: MacoSettings | None = None,
+        device: str | torch.device | None = None,
+    ) -> ConceptImage:
+        """A synthetic image (MACO) that maximises the concept's direction at the layer, with
+        its transparency map; needs the model."""
+        from latentsight.discovery.visualize import visualize_concept
+
+        bank = self._bank_of(concept)
+        direction = bank.dictionary.components[concept - bank.first]
+        return visualize_concept(
+            self.run, self.layer, concept, direction, settings=settings, device=device
+        )
 
     def concept_model(self, what: str) -> ConceptModel:
         """The attached model, decoding this layer's concepts (an error when none is attached)."""

@@ -6,6 +6,7 @@ from latentsight.explain.attribution import METHODS, AttributionSettings
 from latentsight.explain.cache import ExplanationCache, StoredMap, sample_maps
 from latentsight.explain.checks import ExplanationChecks
 from latentsight.explain.filters import FilterImages, FilterSettings
+from latentsight.explain.maco import MacoResult, MacoSettings, maco
 from latentsight.explain.overlay import normalize_map, overlay
 from latentsight.explain.result import Explanation, LayerSweep
 
@@ -20,7 +21,10 @@ __all__ = [
     "FilterImages",
     "FilterSettings",
     "LayerSweep",
+    "MacoResult",
+    "MacoSettings",
     "StoredMap",
+    "maco",
     "normalize_map",
     "overlay",
     "sample_maps",

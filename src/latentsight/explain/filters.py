@@ -1,5 +1,5 @@
 """Feature visualization: the images that maximise a channel's mean activation, found by gradient
-ascent in input space (Olah et al. 2017).
+ascent in input space (Olah et al. 2017), or by MACO (phase only; see ``explain.maco``).
 
 Pixels are not optimised directly, which gives high-frequency noise: the image is a Fourier
 spectrum scaled by 1 / frequency (so low frequencies dominate), its colours pass through the
@@ -24,8 +24,9 @@ from PIL import Image
 
 from latentsight.capture.forward import call_model
 from latentsight.errors import ExplanationError
+from latentsight.explain.maco import MacoSettings, maco, magnitude_template
 from latentsight.explain.overlay import enlarge, panel
-from latentsight.explain.session import ModelSession, no_inplace
+from latentsight.explain.session import ModelSession, frozen, no_inplace
 
 if TYPE_CHECKING:
     from latentsight.store.run import Run
@@ -73,12 +74,15 @@ class FilterImages:
         channels: the channel indices, in the order of the images.
         images: ``K x H x W x 3`` uint8.
         activation: the mean activation each image reaches in its channel (untransformed).
+        transparency: ``K x H x W`` in [0, 1], where each image matters to its channel
+            (method ``"maco"`` only).
     """
 
     layer: str
     channels: list[int]
     images: np.ndarray
     activation: np.ndarray
+    transparency: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return f"FilterImages(layer={self.layer!r}, channels={self.channels})"
@@ -169,34 +173,43 @@ def random_transform(
     return F.grid_sample(images, grid, padding_mode="reflection", align_corners=False)
 
 
-def _colour_samples(session: ModelSession) -> torch.Tensor:
-    """Up to COLOUR_SAMPLES inputs spread over the run, to estimate the colour covariance."""
-    samples = session.run.samples
-    positions = np.unique(np.linspace(0, len(samples) - 1, min(len(samples), COLOUR_SAMPLES)))
-    return session.inputs(samples.iloc[positions.astype(int)]).cpu()
-
-
 def visualize_filters(
     run: Run,
     layer: str,
     channels: Sequence[int] | range | None = None,
     *,
-    settings: FilterSettings | None = None,
+    method: str = "fourier",
+    settings: FilterSettings | MacoSettings | None = None,
     input_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     device: str | torch.device | None = None,
 ) -> FilterImages:
     """Images that maximise each channel's mean activation at ``layer``, all channels at once.
 
-    ``input_transform`` maps [0, 1] images to what the model takes (e.g. its normalisation);
-    ``channels`` defaults to the first 16.
+    ``method`` is ``"fourier"`` (spectrum scaled by 1 / frequency, decorrelated colour, with
+    :class:`FilterSettings`) or ``"maco"`` (phase only, under the magnitude spectrum of the run's
+    inputs, with :class:`~latentsight.explain.maco.MacoSettings`; also returns transparency
+    maps). ``input_transform`` maps the fourier method's [0, 1] images to what the model takes
+    (e.g. its normalisation); ``channels`` defaults to the first 16.
     """
-    settings = settings or FilterSettings()
+    expected = {"fourier": FilterSettings, "maco": MacoSettings}
+    if method not in expected:
+        raise ExplanationError(f"method={method!r}: give 'fourier' or 'maco'.")
+    settings = settings or expected[method]()
+    if not isinstance(settings, expected[method]):
+        raise ExplanationError(
+            f"method={method!r} takes {expected[method].__name__}, got "
+            f"{type(settings).__name__}: pass settings={expected[method].__name__}(...)."
+        )
+    if method == "maco" and input_transform is not None:
+        raise ExplanationError(
+            "method='maco' builds its images from the model's own inputs (their magnitude "
+            "spectrum), so they need no input_transform: leave it out."
+        )
     session = ModelSession(run, device)
     module = session.module(layer)
     input_channels, height, _ = session.input_shape
-    size = settings.size or height
+    size = (settings.size or height) if isinstance(settings, FilterSettings) else height
     transform = input_transform or (lambda images: images)
-    generator = torch.Generator().manual_seed(settings.seed)
     probe = torch.full((1, input_channels, size, size), 0.5, device=session.device)
     output = session.layer_outputs(transform(probe), [layer]).get(layer)
     if not isinstance(output, torch.Tensor) or output.dim() != 4:
@@ -211,38 +224,53 @@ def visualize_filters(
             f"Channels {chosen} are not all in layer {layer!r}, which has {width} channels "
             f"(0 to {width - 1})."
         )
+    index = torch.tensor(chosen, device=session.device)
+    captured: dict[str, torch.Tensor] = {}
+    handle = module.register_forward_hook(lambda _m, _i, out: captured.__setitem__("output", out))
+    try:
+        with frozen(session.model), no_inplace(session.model):
+            if isinstance(settings, MacoSettings):
+                return _maco_filters(session, layer, chosen, settings, captured, index)
+            return _fourier_filters(
+                session, layer, chosen, settings, size, transform, captured, index
+            )
+    finally:
+        handle.remove()
+
+
+def _fourier_filters(
+    session: ModelSession,
+    layer: str,
+    chosen: list[int],
+    settings: FilterSettings,
+    size: int,
+    transform: Callable[[torch.Tensor], torch.Tensor],
+    captured: dict[str, torch.Tensor],
+    index: torch.Tensor,
+) -> FilterImages:
+    """Gradient ascent on a 1 / f-scaled spectrum with decorrelated colour."""
+    input_channels = session.input_shape[0]
+    generator = torch.Generator().manual_seed(settings.seed)
     colours = (
-        colour_matrix(_colour_samples(session))
+        colour_matrix(session.spread_inputs(COLOUR_SAMPLES).cpu())
         if input_channels == 3
         else torch.eye(input_channels)
     )
     image = FourierImage(len(chosen), input_channels, size, colours, settings.decay, generator)
     image = image.to(session.device)
     optimizer = torch.optim.Adam(image.parameters(), lr=settings.learning_rate)
-    index = torch.tensor(chosen, device=session.device)
-    captured: dict[str, torch.Tensor] = {}
-    handle = module.register_forward_hook(lambda _m, _i, out: captured.__setitem__("output", out))
-    parameters = list(session.model.parameters())
-    needed = [parameter.requires_grad for parameter in parameters]
-    try:
-        for parameter in parameters:
-            parameter.requires_grad_(False)
-        with no_inplace(session.model), torch.enable_grad():
-            for _ in range(settings.steps):
-                optimizer.zero_grad(set_to_none=True)
-                seen = random_transform(image(), settings, generator)
-                call_model(session.model, transform(seen))
-                activation = _channel_means(captured["output"], index)
-                (-activation.sum()).backward()
-                optimizer.step()
-            with torch.no_grad():
-                final = image()
-                call_model(session.model, transform(final))
-                reached = _channel_means(captured["output"], index)
-    finally:
-        handle.remove()
-        for parameter, flag in zip(parameters, needed, strict=True):
-            parameter.requires_grad_(flag)
+    with torch.enable_grad():
+        for _ in range(settings.steps):
+            optimizer.zero_grad(set_to_none=True)
+            seen = random_transform(image(), settings, generator)
+            call_model(session.model, transform(seen))
+            activation = _channel_means(captured["output"], index)
+            (-activation.sum()).backward()
+            optimizer.step()
+    with torch.no_grad():
+        final = image()
+        call_model(session.model, transform(final))
+        reached = _channel_means(captured["output"], index)
     pictures = (final.permute(0, 2, 3, 1).cpu().numpy() * 255.0 + 0.5).clip(0, 255)
     if input_channels == 1:
         pictures = np.repeat(pictures, 3, axis=-1)
@@ -251,6 +279,37 @@ def visualize_filters(
         channels=chosen,
         images=pictures[..., :3].astype(np.uint8),
         activation=reached.detach().cpu().numpy(),
+    )
+
+
+def _maco_filters(
+    session: ModelSession,
+    layer: str,
+    chosen: list[int],
+    settings: MacoSettings,
+    captured: dict[str, torch.Tensor],
+    index: torch.Tensor,
+) -> FilterImages:
+    """MACO: phase-only optimisation under the magnitude spectrum of the run's inputs."""
+    inputs = session.spread_inputs(settings.template_images)
+
+    def objectives(batch: torch.Tensor) -> torch.Tensor:
+        call_model(session.model, batch)
+        return captured["output"][:, index].mean(dim=(2, 3))
+
+    result = maco(
+        objectives,
+        magnitude_template(inputs),
+        len(chosen),
+        settings=settings,
+        pixel_std=float(inputs.std()),
+    )
+    return FilterImages(
+        layer=layer,
+        channels=chosen,
+        images=session.images(result.images),
+        activation=result.final,
+        transparency=result.transparency.numpy(),
     )
 
 

@@ -85,6 +85,20 @@ def no_inplace(model: nn.Module) -> Iterator[None]:
             module.inplace = True
 
 
+@contextmanager
+def frozen(model: nn.Module) -> Iterator[None]:
+    """No gradients for the model's parameters while inputs are optimised (restored after)."""
+    parameters = list(model.parameters())
+    needed = [parameter.requires_grad for parameter in parameters]
+    for parameter in parameters:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter, flag in zip(parameters, needed, strict=True):
+            parameter.requires_grad_(flag)
+
+
 class ModelSession:
     """A run's attached model on its device, with access to inputs and layers by name."""
 
@@ -142,6 +156,12 @@ class ModelSession:
                 f"inputs collate to {shape}."
             )
         return to_device(batch, self.device).float()
+
+    def spread_inputs(self, count: int) -> torch.Tensor:
+        """Up to ``count`` inputs spread evenly over the run (for statistics of the data)."""
+        samples = self.run.samples
+        positions = np.unique(np.linspace(0, len(samples) - 1, min(len(samples), count)))
+        return self.inputs(samples.iloc[positions.astype(int)])
 
     def images(self, inputs: torch.Tensor) -> np.ndarray:
         """How the inputs look, ``N x H x W x 3`` uint8, drawn by the Project's render (or, by

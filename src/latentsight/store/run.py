@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         FilterImages,
         FilterSettings,
         LayerSweep,
+        MacoSettings,
     )
     from latentsight.explain.targets import TargetLike
     from latentsight.project import Project
@@ -386,19 +387,22 @@ class Run:
         layer: str,
         channels: Sequence[int] | range | None = None,
         *,
-        settings: FilterSettings | None = None,
+        method: str = "fourier",
+        settings: FilterSettings | MacoSettings | None = None,
         input_transform: Any = None,
         device: str | torch.device | None = None,
     ) -> FilterImages:
-        """Images that maximise each channel of ``layer`` (Fourier parameterisation, decorrelated
-        colour, random jitter, scale and rotation, seeded); ``input_transform`` maps [0, 1]
-        images to the model's input."""
+        """Images that maximise each channel of ``layer``, seeded: ``method="fourier"`` (Fourier
+        parameterisation, decorrelated colour, random jitter, scale and rotation;
+        ``input_transform`` maps its [0, 1] images to the model's input) or ``"maco"`` (phase
+        only under the run's own magnitude spectrum, with transparency maps)."""
         from latentsight.explain.filters import visualize_filters
 
         return visualize_filters(
             self,
             layer,
             channels,
+            method=method,
             settings=settings,
             input_transform=input_transform,
             device=device,
