@@ -105,6 +105,14 @@ def test_vector_is_kept_and_optionally_projected():
     assert projected(x)["mean"].shape == (6, 128)
 
 
+def test_globally_pooled_map_is_a_vector_without_a_grid():
+    x = torch.randn(5, 32, 1, 1)
+    kind = layer_kind(x, nn.AdaptiveAvgPool2d(1), "output")
+    pooler = LayerPooler("pool", kind, (32, 1, 1), PoolingSettings())
+    assert kind == "vector" and pooler.views == ["mean"]
+    torch.testing.assert_close(pooler(x)["mean"], x.reshape(5, 32))
+
+
 def test_volume_is_averaged_over_all_positions():
     x = torch.randn(2, 4, 3, 5, 5)
     pooler = LayerPooler(

@@ -46,9 +46,12 @@ class PoolingSettings:
 
 
 def layer_kind(activation: torch.Tensor, module: nn.Module, point: str) -> Kind:
-    """What an activation is, from its rank and (for 3-D tensors) the module that made it."""
+    """What an activation is, from its rank and (for 3-D tensors) the module that made it.
+
+    A map with a single position (after global pooling) is a vector: its grid would repeat it.
+    """
     rank = activation.dim()
-    if rank <= 2:
+    if rank <= 2 or (rank >= 4 and activation.shape[2:].numel() == 1):
         return "vector"
     if rank == 3:
         channels_first = point == "output" and isinstance(module, CHANNELS_FIRST_1D)
