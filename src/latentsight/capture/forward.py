@@ -13,9 +13,9 @@ from torch import nn
 from latentsight.capture.items import Collate, ParsedItem, collate, to_device
 from latentsight.capture.metadata import MetadataSource
 from latentsight.capture.outputs import (
-    finite_rows,
     loss_components,
     metric_columns,
+    per_sample_floats,
     prediction_columns,
     rows_finite,
     target_column,
@@ -71,38 +71,41 @@ def _select(value: Any, keep: np.ndarray) -> Any:
 
 
 def forward_items(spec: ForwardSpec, items: Sequence[ParsedItem]) -> ForwardResult:
-    """Run the model on the items and compute everything capture stores for them."""
+    """Run the model on the items and compute everything capture stores for them.
+
+    The recorder's hooks must be attached (``spec.recorder.attach()``) around the calls.
+    """
     batch = collate(items, spec.user_collate)
     size = len(items)
     labeled = batch.targets is not None
-    with torch.inference_mode(), spec.recorder.attach():
-        inputs = to_device(batch.inputs, spec.device)
-        outputs = call_model(spec.model, inputs)
+    spec.recorder.clear()
+    with torch.inference_mode():
+        outputs = call_model(spec.model, to_device(batch.inputs, spec.device))
         pooled = spec.recorder.take()
-        targets = to_device(batch.targets, spec.device) if labeled else None
-        columns: dict[str, Any] = {
-            "id": batch.ids,
-            "subset": [item.subset for item in items],
-            "index": np.array([item.index for item in items], dtype=np.int64),
-        }
-        if labeled:
-            columns["target"] = target_column(batch.targets, size)
         computed = prediction_columns(spec.task, outputs, size)
         if labeled:
+            targets = to_device(batch.targets, spec.device)
             computed.update(loss_components(spec.loss, outputs, targets, size))
             computed.update(metric_columns(spec.metrics, outputs, targets, size))
         vectors = {
             (layer, view): value for layer, views in pooled.items() for view, value in views.items()
         }
         scores = [value for name, value in computed.items() if name.startswith(("loss", "metric_"))]
-        ok = finite_rows(outputs, size) & rows_finite(scores + list(vectors.values()), size)
+        checked = per_sample_floats(outputs, size) + scores + list(vectors.values())
+        keep = rows_finite(checked, size).numpy()
         latents = {key: value.cpu().numpy() for key, value in vectors.items()}
+    columns: dict[str, Any] = {
+        "id": batch.ids,
+        "subset": [item.subset for item in items],
+        "index": np.fromiter((item.index for item in items), dtype=np.int64, count=size),
+    }
+    if labeled:
+        columns["target"] = target_column(batch.targets, size)
     columns.update({name: _numpy(value) for name, value in computed.items()})
     single_label = labeled and np.ndim(columns["target"]) == 1
     if single_label and spec.task in ("classification", "binary") and "prediction" in columns:
         columns["correct"] = columns["prediction"] == columns["target"]
     columns.update(spec.metadata.columns(items))
-    keep = ok.numpy()
     renders = None
     if spec.render is not None:
         renders = [
@@ -110,13 +113,14 @@ def forward_items(spec: ForwardSpec, items: Sequence[ParsedItem]) -> ForwardResu
             for item, kept in zip(items, keep, strict=True)
             if kept
         ]
+    if keep.all():
+        return ForwardResult(list(items), columns, latents, renders)
     non_finite = [
         (item, "non-finite (NaN or inf) outputs, loss or activations")
         for item, kept in zip(items, keep, strict=True)
         if not kept
     ]
-    if not keep.all():
-        columns = {name: _select(value, keep) for name, value in columns.items()}
-        latents = {key: value[keep] for key, value in latents.items()}
-        items = [item for item, kept in zip(items, keep, strict=True) if kept]
-    return ForwardResult(list(items), columns, latents, renders, non_finite)
+    columns = {name: _select(value, keep) for name, value in columns.items()}
+    latents = {key: value[keep] for key, value in latents.items()}
+    kept_items = [item for item, kept in zip(items, keep, strict=True) if kept]
+    return ForwardResult(kept_items, columns, latents, renders, non_finite)

@@ -18,7 +18,7 @@ ITEM_HELP = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class ParsedItem:
     """One sample as latentsight sees it: where it is, what goes in, and its label and metadata."""
 
@@ -46,10 +46,29 @@ def default_id(subset: str, index: int) -> str:
     return f"{subset}/{index}"
 
 
+def _where(subset: str, index: int) -> str:
+    return f"item {index} of subset {subset!r}"
+
+
 def parse_item(item: Any, subset: str, index: int) -> ParsedItem:
     """Normalise one raw item from a data set into a ParsedItem, or say what shape it should have."""
-    where = f"item {index} of subset {subset!r}"
+    if isinstance(item, (tuple, list)):  # the usual case first: it is the cheapest check
+        if len(item) == 2:
+            return ParsedItem(
+                subset=subset,
+                index=index,
+                id=default_id(subset, index),
+                input=item[0],
+                target=item[1],
+                has_target=item[1] is not None,
+            )
+        if len(item) == 1:
+            return ParsedItem(subset, index, default_id(subset, index), item[0])
+        raise ProjectError(
+            f"{_where(subset, index)} is a sequence of {len(item)} elements. {ITEM_HELP}"
+        )
     if isinstance(item, Mapping):
+        where = _where(subset, index)
         if "input" not in item:
             raise ProjectError(f"{where} is a mapping without an 'input' key. {ITEM_HELP}")
         sample_id = item.get("id")
@@ -68,22 +87,9 @@ def parse_item(item: Any, subset: str, index: int) -> ParsedItem:
             metadata=metadata,
             has_target=item.get("target") is not None,
         )
-    if isinstance(item, (tuple, list)):
-        if len(item) == 2:
-            return ParsedItem(
-                subset=subset,
-                index=index,
-                id=default_id(subset, index),
-                input=item[0],
-                target=item[1],
-                has_target=item[1] is not None,
-            )
-        if len(item) == 1:
-            return ParsedItem(subset, index, default_id(subset, index), item[0])
-        raise ProjectError(f"{where} is a sequence of {len(item)} elements. {ITEM_HELP}")
     if isinstance(item, (torch.Tensor, np.ndarray)):
         return ParsedItem(subset, index, default_id(subset, index), item)
-    raise ProjectError(f"{where} is a {type(item).__name__}. {ITEM_HELP}")
+    raise ProjectError(f"{_where(subset, index)} is a {type(item).__name__}. {ITEM_HELP}")
 
 
 def load_item(dataset: Any, subset: str, index: int) -> ParsedItem | FailedItem:

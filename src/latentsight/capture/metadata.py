@@ -41,6 +41,8 @@ class MetadataSource:
 
     def columns(self, items: Sequence[ParsedItem]) -> dict[str, list[Any]]:
         """Metadata columns for the items, in item order (missing values become None)."""
+        if self._frame is None and self._fn is None and not any(item.metadata for item in items):
+            return {}
         rows: list[dict[str, Any]] = [dict(item.metadata) for item in items]
         if self._frame is not None:
             ids = [item.id for item in items]

@@ -93,10 +93,10 @@ def prediction_columns(task: str, outputs: Any, batch_size: int) -> dict[str, An
     return {"prediction": out[:, 0] if out.shape[1] == 1 else out}
 
 
-def finite_rows(outputs: Any, batch_size: int) -> torch.Tensor:
-    """Which samples have only finite values in their tensor outputs."""
+def per_sample_floats(outputs: Any, batch_size: int) -> list[torch.Tensor]:
+    """The model's float tensor outputs that hold one row per sample (whose finiteness counts)."""
     tensors = outputs.values() if isinstance(outputs, Mapping) else [outputs]
-    per_sample_floats = [
+    return [
         tensor
         for tensor in tensors
         if isinstance(tensor, torch.Tensor)
@@ -104,7 +104,6 @@ def finite_rows(outputs: Any, batch_size: int) -> torch.Tensor:
         and tensor.dim() > 0
         and tensor.shape[0] == batch_size
     ]
-    return rows_finite(per_sample_floats, batch_size)
 
 
 def rows_finite(tensors: Sequence[torch.Tensor], batch_size: int) -> torch.Tensor:

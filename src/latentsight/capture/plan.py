@@ -275,7 +275,8 @@ def plan_capture(
     loss_names: list[str] = []
     metadata_columns: list[str] = []
     for subset in subsets:
-        result = forward_items(spec, checked[subset.name])
+        with spec.recorder.attach():
+            result = forward_items(spec, checked[subset.name])
         if result.non_finite:
             item, reason = result.non_finite[0]
             raise ProjectError(

@@ -1,8 +1,9 @@
 """Pooling a layer's activations to fixed-size vectors per sample: the mean view and the grid view.
 
 A convolutional map keeps two views: the spatial mean (C values) and a coarse grid (adaptive
-average pooling to ``grid x grid``, flattened, then reduced by a fixed seeded random projection
-when larger than ``grid_max_dim``), so features living in a small part of the input survive.
+average pooling to ``grid x grid``, flattened, kept as it is up to ``grid_project_above`` values
+and reduced to ``grid_dim`` by a fixed seeded random projection above), so features living in a
+small part of the input survive.
 Sequences keep the mean over positions and a grid over ``grid`` segments of positions.
 """
 
@@ -31,18 +32,26 @@ CHANNELS_FIRST_1D = (
 
 @dataclass(frozen=True)
 class PoolingSettings:
-    """How activations become vectors; part of a run's settings (same settings, same vectors)."""
+    """How activations become vectors; part of a run's settings (same settings, same vectors).
+
+    A grid view of up to ``grid_project_above`` values is already a few hundred dimensions and is
+    stored as it is; a larger one is projected to ``grid_dim``.
+    """
 
     grid: int = 4
-    grid_max_dim: int = 256
+    grid_dim: int = 256
+    grid_project_above: int = 512
     project_above: int | None = None
     seed: int = 0
 
 
 def layer_kind(activation: torch.Tensor, module: nn.Module, point: str) -> Kind:
-    """What an activation is, from its rank and (for 3-D tensors) the module that made it."""
+    """What an activation is, from its rank and (for 3-D tensors) the module that made it.
+
+    A map with a single position (after global pooling) is a vector: its grid would repeat it.
+    """
     rank = activation.dim()
-    if rank <= 2:
+    if rank <= 2 or (rank >= 4 and activation.shape[2:].numel() == 1):
         return "vector"
     if rank == 3:
         channels_first = point == "output" and isinstance(module, CHANNELS_FIRST_1D)
@@ -87,10 +96,14 @@ def grid_operators(
     """``(pool, project)`` matrices taking a map's positions to its grid view.
 
     ``pool`` averages each channel's positions into cells, then ``project`` (if any) reduces the
-    ``channels * cells`` values. When the map has few positions (late layers, ``classifier``
-    inputs) pooling and projecting are folded into one ``channels * positions x D`` matrix,
-    returned as ``(None, project)``, which costs fewer operations than the two steps.
+    ``channels * cells`` values. ``pool`` is None when the flattened map is multiplied by
+    ``project`` directly (or, without it, is the grid view itself): when the map already has one
+    position per cell, and when it has so few positions (late layers, ``classifier`` inputs)
+    that pooling and projecting folded into one ``channels * positions x D`` matrix cost fewer
+    operations than the two steps.
     """
+    if all(length == cells for length in spatial):
+        return None, projection
     pool = grid_matrix(spatial, cells)
     if projection is None:
         return pool, None
@@ -118,10 +131,13 @@ class LayerPooler:
         self.dims: dict[str, int] = {}
         raw = self._raw_dims()
         for view, dim in raw.items():
-            limit = settings.grid_max_dim if view == "grid" else settings.project_above
-            if limit is not None and dim > limit:
-                self._projections[view] = _projection(dim, limit, layer, view, settings.seed)
-                self.dims[view] = limit
+            if view == "grid":
+                above, target = settings.grid_project_above, settings.grid_dim
+            else:
+                above = target = settings.project_above
+            if above is not None and dim > above:
+                self._projections[view] = _projection(dim, target, layer, view, settings.seed)
+                self.dims[view] = target
             else:
                 self.dims[view] = dim
 
@@ -156,16 +172,21 @@ class LayerPooler:
         pool, project = self._grids[key]
         batch = x.shape[0]
         if pool is None:
-            return x.reshape(batch, -1) @ project
+            flat = x.reshape(batch, -1)
+            return flat.clone() if project is None else flat @ project
         grid = (x.reshape(*x.shape[:2], -1) @ pool).reshape(batch, -1)
         return grid if project is None else grid @ project
 
     def __call__(self, activation: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Pool a ``B x ...`` activation to ``{view: B x D}`` on the activation's device."""
+        """Pool a ``B x ...`` activation to ``{view: B x D}`` on the activation's device.
+
+        Views are new tensors, never the activation itself, which the model may change in place
+        after the hook (``ReLU(inplace=True)``).
+        """
         x = activation.detach().float()
         batch = x.shape[0]
         if self.kind == "vector":
-            pooled = {"mean": x.reshape(batch, -1)}
+            pooled = {"mean": x.reshape(batch, -1).clone()}
         elif self.kind == "conv":
             pooled = {"mean": x.mean(dim=(2, 3)), "grid": self._grid(x)}
         elif self.kind in ("sequence", "channels_first_sequence"):

@@ -15,7 +15,11 @@ from latentsight.errors import ProjectError
 
 
 class LayerRecorder:
-    """Collects ``{layer: {view: B x D}}`` for one forward pass; hooks live only inside ``attach``."""
+    """Collects ``{layer: {view: B x D}}`` per forward pass; hooks live only inside ``attach``.
+
+    Capture attaches the hooks once around the whole pass: registering them for every batch
+    costs more than pooling a small layer.
+    """
 
     def __init__(self, model: nn.Module, poolers: dict[LayerRef, LayerPooler]) -> None:
         self.model = model
@@ -55,6 +59,10 @@ class LayerRecorder:
         finally:
             for handle in handles:
                 handle.remove()
+
+    def clear(self) -> None:
+        """Forget what an earlier (possibly failed) forward pass recorded."""
+        self.pooled = {}
 
     def take(self) -> dict[str, dict[str, torch.Tensor]]:
         """The pooled views of the last forward pass, checking that every layer ran."""

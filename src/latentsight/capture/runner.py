@@ -208,7 +208,8 @@ class Capture:
         started = time.perf_counter()
         writer = RunWriter.open(out, self.manifest(), resume=resume, overwrite=overwrite)
         try:
-            self._subsets(writer)
+            with self.plan.spec.recorder.attach():
+                self._subsets(writer)
             writer.wait()
             capture_seconds = time.perf_counter() - started
             finalize_started = time.perf_counter()
@@ -253,6 +254,7 @@ class Capture:
         samples: list[dict[str, Any]] = []
         renders: list[tuple[dict[str, Any], list[Render]]] = []
         failed: list[pa.Table] = []
+        latents: list[tuple[np.ndarray, dict[tuple[str, str], np.ndarray]]] = []
         for loaded in loader:
             items = [item for item in loaded if isinstance(item, ParsedItem)]
             failures = [(item, item.error) for item in loaded if isinstance(item, FailedItem)]
@@ -265,8 +267,7 @@ class Capture:
                     "sample and rerun with --resume, or drop --fail-fast to quarantine it."
                 )
             for result in results:
-                rows = offset + result.columns["index"]
-                writer.write_latents(rows, result.latents)
+                latents.append((offset + result.columns["index"], result.latents))
                 samples.append(result.columns)
                 if result.renders is not None:
                     renders.append((result.columns, result.renders))
@@ -283,6 +284,7 @@ class Capture:
                         schema=QUARANTINE_SCHEMA,
                     )
                 )
+        writer.write_latents(latents)
         writer.write_chunk(
             subset,
             chunk,

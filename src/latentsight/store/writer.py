@@ -12,7 +12,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -34,6 +33,9 @@ from latentsight.store.manifest import (
 QUARANTINE_SCHEMA = pa.schema(
     [("id", pa.string()), ("subset", pa.string()), ("index", pa.int64()), ("error", pa.string())]
 )
+
+
+LatentBatch = dict[tuple[str, str], np.ndarray]
 
 
 def latent_file(layer: str, view: str) -> str:
@@ -196,13 +198,17 @@ class RunWriter:
         """Whether a chunk was completely written by this or an earlier, interrupted capture."""
         return self._shard(subset, chunk, "samples").is_file()
 
-    def write_latents(self, rows: np.ndarray, latents: dict[tuple[str, str], np.ndarray]) -> None:
-        """Queue pooled vectors for their rows of the preallocated arrays."""
-        self._writes.append(self._background.submit(self._write_latents, rows, latents))
+    def write_latents(self, batches: list[tuple[np.ndarray, LatentBatch]]) -> None:
+        """Queue the pooled vectors of a chunk's batches, each with its rows of the arrays.
 
-    def _write_latents(self, rows: np.ndarray, latents: dict[tuple[str, str], np.ndarray]) -> None:
-        for key, values in latents.items():
-            self.arrays[key].write(rows, values)
+        One hand-over per chunk rather than per batch keeps the queueing off the model's path.
+        """
+        self._writes.append(self._background.submit(self._write_latents, batches))
+
+    def _write_latents(self, batches: list[tuple[np.ndarray, LatentBatch]]) -> None:
+        for rows, latents in batches:
+            for key, values in latents.items():
+                self.arrays[key].write(rows, values)
 
     def write_chunk(
         self,
@@ -308,25 +314,30 @@ def _read_shards(directory: Path, kind: str, schema: pa.Schema) -> pa.Table:
     )
 
 
-def _order_expression(order: dict[str, int]) -> str:
-    cases = " ".join(
-        f"WHEN '{name.replace(chr(39), chr(39) * 2)}' THEN {i}" for name, i in order.items()
-    )
-    return f"CASE subset {cases} END, index"
-
-
 def _write_samples(shards: Path, destination: Path, order: dict[str, int]) -> None:
-    files = [str(file) for file in sorted(shards.rglob("*.samples.parquet"))]
+    """Join the samples shards, already in run order, into one table numbered by ``row``.
+
+    One shard at a time is in memory; a column that a shard lacks (the loss of an unlabeled
+    subset) is null there. Arrow does this without the start-up cost of a database connection.
+    """
+    files = _ordered_shards(shards, "samples", order)
+    found = pa.unify_schemas([pq.read_schema(file) for file in files], promote_options="permissive")
+    schema = pa.schema([pa.field("row", pa.int64()), *found])
     temporary = destination.with_name(f".{destination.name}.tmp")
-    with duckdb.connect() as connection:
-        connection.execute(
-            f"""COPY (
-                SELECT (row_number() OVER (ORDER BY {_order_expression(order)}) - 1)::BIGINT AS row, *
-                FROM read_parquet($files, union_by_name = true)
-                ORDER BY {_order_expression(order)}
-            ) TO '{temporary}' (FORMAT parquet)""",
-            {"files": files},
-        )
+    first_row = 0
+    with pq.ParquetWriter(temporary, schema) as out:
+        for file in files:
+            shard = pq.read_table(file)
+            n_rows = shard.num_rows
+            columns = [pa.array(np.arange(first_row, first_row + n_rows, dtype=np.int64))]
+            columns.extend(
+                shard.column(field.name).cast(field.type)
+                if field.name in shard.column_names
+                else pa.nulls(n_rows, field.type)
+                for field in found
+            )
+            out.write_table(pa.Table.from_arrays(columns, schema=schema))
+            first_row += n_rows
     temporary.replace(destination)
 
 
