@@ -13,9 +13,8 @@ from torch import nn
 
 import latentsight as ls
 from latentsight.concepts.store import discovered_file, stored_tables
-from latentsight.discovery import DiscoverySettings
 from latentsight.discovery.performance import concept_loss_insights, dominant_concepts
-from latentsight.insights.engine import CONCEPT_FIT_SAMPLES, CONCEPT_KS
+from latentsight.insights.engine import concept_settings
 
 LAYER = "head:input"
 HARD = 2  # the planted concept whose samples cost more
@@ -89,7 +88,7 @@ def test_the_analysis_discovers_per_class_and_keeps_the_table_in_the_run(planted
     notes = run.analysis_info["detectors"]["concept_aggressor"]
     assert notes["concepts"] >= 4 and "flagged" in notes
     stored = pq.read_table(discovered_file(run.path, LAYER)).to_pandas()
-    settings = DiscoverySettings(ks=CONCEPT_KS, max_fit_samples=CONCEPT_FIT_SAMPLES)
+    settings = concept_settings(16, seed=0)
     bank = run.discover_concepts(LAYER, settings=settings, save=False)
     assert set(stored["class"]) == {0, 1, 2, 3}  # one dictionary per predicted class
     assert list(stored["concept"]) == list(bank.table["concept"])

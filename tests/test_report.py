@@ -22,10 +22,9 @@ from surfaces_helpers import (
 from typer.testing import CliRunner
 
 from latentsight.cli import app
-from latentsight.discovery import DiscoverySettings
 from latentsight.errors import LatentsightError, NotRecordedError
 from latentsight.explain.overlay import overlay
-from latentsight.insights.engine import CONCEPT_FIT_SAMPLES, CONCEPT_KS
+from latentsight.insights.engine import concept_settings
 from latentsight.report import tables
 
 SECTIONS = ["provenance", "metrics", "map", "insights", "samples", "trends"]
@@ -133,7 +132,7 @@ def _assert_discovered_concepts_show_their_top_samples(run, html):
     most important shown with the samples that express it most (as the bank ranks them)."""
     layer = run.analysis_info["layer"]
     assert f"Discovered concepts at {layer}" in html
-    settings = DiscoverySettings(ks=CONCEPT_KS, max_fit_samples=CONCEPT_FIT_SAMPLES)
+    settings = concept_settings(run.latent(layer).shape[1], seed=0)
     bank = run.discover_concepts(layer, settings=settings, save=False)
     concept = int(bank.table.sort_values("importance", ascending=False)["concept"].iloc[0])
     block = re.search(

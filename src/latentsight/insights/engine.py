@@ -15,6 +15,7 @@ from torch import nn
 
 from latentsight import __version__
 from latentsight._progress import progress_bars
+from latentsight.discovery.discover import DiscoverySettings
 from latentsight.errors import LatentsightError
 from latentsight.insights.base import DETECTORS, AnalysisContext, AnalysisSettings, Insight
 from latentsight.insights.describe import enriched_metadata
@@ -30,7 +31,19 @@ if TYPE_CHECKING:
 
 LAYER_STEPS = ("reduce", "neighbours", "map", "clusters")
 CONCEPT_KS = (2, 4, 6, 8)  # the analysis's k sweep for concept discovery: short, to stay cheap
-CONCEPT_FIT_SAMPLES = 2000  # each class's dictionary is fitted on at most this many samples
+CONCEPT_FIT_SAMPLES = 1000  # each class's dictionary is fitted on at most this many samples
+CONCEPT_MAX_VALUES = 10_000_000  # above N x D this large, the analysis leaves discovery to the user
+
+
+def concept_settings(dim: int, seed: int) -> DiscoverySettings:
+    """How the analysis discovers concepts: a short k sweep (ks up to the layer's width), each
+    class's dictionary fitted on a sample of it and its concepts named within the class."""
+    return DiscoverySettings(
+        ks=[k for k in CONCEPT_KS if k <= dim],
+        seed=seed,
+        max_fit_samples=CONCEPT_FIT_SAMPLES,
+        naming_scope="group",
+    )
 
 
 def default_layer(run: Run) -> str:
@@ -176,14 +189,22 @@ def concept_findings(
     """Concepts discovered in ``layer`` (stored in the run) whose samples carry significantly
     higher loss than the rest of their class (kind "concept_aggressor"). Importance comes from
     a linear head when one reads the layer; the analysis does not run the model for it."""
-    from latentsight.discovery import DiscoverySettings, discover_concepts
+    from latentsight.discovery import discover_concepts
     from latentsight.discovery.performance import concept_loss_insights
 
     per_class = run.manifest["task"] in ("classification", "binary") and "prediction" in (
         run.samples.columns
     )
-    ks = [k for k in CONCEPT_KS if k <= run.latent(layer).shape[1]]
-    if len(ks) < 2:
+    latents = run.latent(layer)
+    if latents.size > CONCEPT_MAX_VALUES:
+        notes["concept_aggressor"] = {
+            "skipped": f"{layer} holds {latents.size:,} values, more than the analysis fits "
+            f"dictionaries on ({CONCEPT_MAX_VALUES:,}); discover its concepts on demand with "
+            f"run.discover_concepts({layer!r})"
+        }
+        return []
+    discovery = concept_settings(latents.shape[1], settings.seed)
+    if len(discovery.ks) < 2:
         notes["concept_aggressor"] = {"skipped": f"{layer} has too few dimensions for concepts"}
         return []
     try:
@@ -192,9 +213,7 @@ def concept_findings(
             layer,
             per_class=per_class,
             importance_through_model=False,
-            settings=DiscoverySettings(
-                ks=ks, seed=settings.seed, max_fit_samples=CONCEPT_FIT_SAMPLES
-            ),
+            settings=discovery,
         )
         found = concept_loss_insights(
             bank,

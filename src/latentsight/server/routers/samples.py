@@ -11,13 +11,15 @@ from latentsight.server.models import SampleOut
 
 router = APIRouter(prefix="/api/sample", tags=["samples"])
 IMAGE = {200: {"content": {"image/png": {}}}}
+JSON = "application/json"
 
 
 @router.get("", response_model=SampleOut)
-def sample(row: SampleRow, state: StateDep) -> SampleOut:
+def sample(row: SampleRow, state: StateDep) -> Response:
     """Target, prediction, probabilities, loss and components, metadata, detector scores, latent
     nearest neighbours and the explanations stored for it."""
-    return SampleOut(**state.sample(row))
+    # validated once here and written by pydantic's serializer, not validated again on the way out
+    return Response(SampleOut(**state.sample(row)).model_dump_json(), media_type=JSON)
 
 
 @router.get("/image", response_class=Response, responses=IMAGE)
