@@ -122,7 +122,7 @@ def _concept_rows(
 ) -> list[dict]:
     codes = bank.codes[bank.rows]
     group = samples.iloc[bank.rows]
-    dominant = np.where(codes.max(axis=1) > 0, codes.argmax(axis=1), -1)
+    dominant = bank.dominant()
     phi = None
     if head is not None:
         labels = (

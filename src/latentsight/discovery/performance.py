@@ -49,9 +49,8 @@ def dominant_concepts(bank: ConceptBank) -> np.ndarray:
     """Per sample of the bank, the concept id with its largest code in its group (-1: none)."""
     dominant = np.full(len(bank.samples), -1, dtype=np.int64)
     for group in bank.banks:
-        codes = group.codes[group.rows]
-        strongest = codes.argmax(axis=1)
-        dominant[group.rows] = np.where(codes.max(axis=1) > 0, group.first + strongest, -1)
+        strongest = group.dominant()
+        dominant[group.rows] = np.where(strongest >= 0, group.first + strongest, -1)
     return dominant
 
 
@@ -78,24 +77,25 @@ def concept_loss_insights(
     )
     excess = np.full(len(samples), np.nan)
     tested: list[tuple[int, np.ndarray, np.ndarray]] = []  # concept, its samples, the rest
+    p_values: list[np.ndarray] = []
     for group in bank.banks:
         in_group = np.zeros(len(samples), bool)
         in_group[group.rows] = True
         in_group &= scope
         excess[in_group] = _excess_over_confidence(loss[in_group], confidence, in_group)
+        found = []
         for concept in range(group.first, group.first + group.dictionary.k):
             inside = in_group & (dominant == concept)
             outside = in_group & ~inside
             if inside.sum() >= min_population and outside.sum() >= min_population:
-                tested.append((concept, inside, outside))
+                found.append((concept, inside, outside))
+        if found:  # every concept of the group in one vectorised test over the group's samples
+            masks = np.stack([inside[in_group] for _, inside, _ in found])
+            p_values.append(rank_test_greater(excess[in_group], masks).p)
+            tested.extend(found)
     if not tested:
         return []
-    p = np.array(
-        [
-            rank_test_greater(excess[inside | outside], inside[inside | outside]).p[0]
-            for _, inside, outside in tested
-        ]
-    )
+    p = np.concatenate(p_values)
     q = benjamini_hochberg(p)
     names = bank.table.set_index("concept")
     on = "evaluation subsets" if scope is evaluation else "labeled subsets"
@@ -106,9 +106,7 @@ def concept_loss_insights(
         if q_value >= alpha or ratio < MIN_LOSS_RATIO or excess[inside].mean() <= 0:
             continue
         row = names.loc[concept]
-        label = f"concept {concept}" + (
-            f" ('{row['name']}')" if row["name"] not in ("unnamed", "", None) else " (unnamed)"
-        )
+        label = f"concept {concept}" + (f" ('{row['name']}')" if row["named"] else " (unnamed)")
         klass = None if pd.isna(row["class"]) else int(row["class"])
         of_class = f" of class {klass}" if klass is not None else ""
         subsets = samples.loc[inside, "subset"].value_counts().to_dict()

@@ -45,6 +45,11 @@ class Bank:
     first: int  # the concept id of the bank's first concept
     choice: KChoice | None  # the k sweep when k was "auto"
 
+    def dominant(self) -> np.ndarray:
+        """Per sample of the group (``rows``), the index of its largest code (-1: all zero)."""
+        codes = self.codes[self.rows]
+        return np.where(codes.max(axis=1) > 0, codes.argmax(axis=1), -1)
+
 
 @dataclass(frozen=True)
 class TopSamples:

@@ -42,7 +42,7 @@ def save_bank(
         "per_class": per_class,
         "subset": subset,
         "samples": len(bank.samples),
-        "sweeps": json.loads(bank.sweeps.to_json(orient="records")) if len(bank.sweeps) else [],
+        "sweeps": json.loads(bank.sweeps.to_json(orient="records")),
         "notes": bank.notes,
     }
     return save_table(discovered_file(bank.run.path, bank.layer), frame, info)
