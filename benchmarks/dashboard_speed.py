@@ -1,7 +1,8 @@
 """How fast is the dashboard on a run of 100,000 samples?
 
 Run ``python benchmarks/dashboard_speed.py [--quick]``. It writes a synthetic analysed run (the
-store's files written directly: samples, renders, one latent layer, map, clusters, insights),
+store's files written directly: samples, renders, one latent layer, map, clusters, neighbour
+graph, insights),
 starts ``latentsight serve`` on it in its own process, and prints:
 
 * map drawn: the time from navigation start to the map drawn (every point, coloured by loss) in
@@ -35,6 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import astuple
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
@@ -52,6 +54,7 @@ from rich.table import Table
 from latentsight import __version__
 from latentsight.insights.base import Evidence, Insight
 from latentsight.insights.describe import enriched_metadata
+from latentsight.latent.neighbors import neighbor_graph
 from latentsight.store.analysis import MAP, write_analysis
 from latentsight.store.files import write_json
 from latentsight.store.manifest import ANALYSIS, SCHEMA_VERSION
@@ -159,6 +162,7 @@ def write_synthetic_run(path: Path, n: int, seed: int = 0) -> None:
         clusters=clusters.reset_index(),
         insights=insights,
         scores=pd.DataFrame({"id": ids, "outlier_score": rng.random(n)}),
+        neighbours=astuple(neighbor_graph(latents, 15)),
     )
     manifest = {
         "schema_version": SCHEMA_VERSION,

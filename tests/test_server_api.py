@@ -19,6 +19,7 @@ from latentsight.concepts.store import discovered_file
 from latentsight.errors import LatentsightError
 from latentsight.explain.overlay import overlay
 from latentsight.insights.describe import enriched_metadata
+from latentsight.latent.projection import reduce
 from latentsight.server import RunState, background, create_app
 from latentsight.server.security import check_binding
 
@@ -120,10 +121,13 @@ def test_sample_record_neighbours_and_image(client, run):
     assert by_id["values"]["loss"] == pytest.approx(record["loss"])
     assert by_id["metadata"]["background"] == record["background"]
     assert by_id["map"] == pytest.approx([run.map["x"].iloc[row], run.map["y"].iloc[row]])
-    latents = np.asarray(run.latent(run.analysis_info["layer"], run.analysis_info["view"]))
-    _, nearest = NearestNeighbors(n_neighbors=9).fit(latents).kneighbors(latents[row : row + 1])
+    info = run.analysis_info
+    latents = np.asarray(run.latent(info["layer"], info["view"]))
+    reduced = reduce(latents, info["settings"]["pca_components"], seed=info["settings"]["seed"])
+    _, nearest = NearestNeighbors(n_neighbors=9).fit(reduced).kneighbors(reduced[row : row + 1])
     expected = [samples["id"].iloc[i] for i in nearest[0] if i != row][:8]
-    assert [n["id"] for n in by_id["neighbours"]] == expected
+    assert [n["id"] for n in by_id["neighbours"]] == expected  # the graph the detectors read
+    assert list(run.neighbours.set_index("id").loc[sample_id, "neighbours"][:8]) == expected
     assert by_id["explanations"] == [
         {"method": "gradcam", "layer": GRADCAM_LAYER, "target": "predicted"}
     ]

@@ -349,5 +349,6 @@ def run_analysis(
         clusters=cluster_table(primary_ctx),
         insights=insights,
         scores=scores,
+        neighbours=(primary_ctx.neighbors.indices, primary_ctx.neighbors.distances),
     )
     return insights

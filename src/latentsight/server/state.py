@@ -22,8 +22,8 @@ from latentsight.project import Project
 from latentsight.report import extras, tables
 from latentsight.report.renders import RenderIndex
 from latentsight.server.explaining import Explanations
-from latentsight.server.nearest import NearestIndex
 from latentsight.server.selection import SelectionStats
+from latentsight.store import analysis
 from latentsight.store.run import Run
 
 NEIGHBOURS = 8
@@ -131,8 +131,12 @@ class RunState:
         self.insights: list[Insight] = run.insights
         self.populations = [self._rows(insight.population) for insight in self.insights]
         self.selection = SelectionStats(self.samples, self.metadata_columns)
-        layer, view = self.analysis["layer"], self.analysis.get("view", "mean")
-        self.nearest = NearestIndex(run.latent(layer, view))
+        rows, distances = analysis.read_neighbours(self.path)
+        in_samples = np.array([self.row_of[i] for i in run.map["id"].astype(str)], dtype=np.int64)
+        self.nearest = np.empty_like(rows)  # by sample row: its neighbours' sample rows
+        self.nearest[in_samples] = in_samples[rows]
+        self.nearest_distances = np.empty_like(distances)
+        self.nearest_distances[in_samples] = distances
         self.renders = RenderIndex(self.path)
         self.explanations = Explanations(run, self.renders)
         self.trend = lru_cache(maxsize=256)(self._trend)
@@ -155,8 +159,10 @@ class RunState:
         return tables.trend(self.samples, column, value, bins=bins, subsets=self.subsets)
 
     def neighbours(self, row: int, k: int = NEIGHBOURS) -> list[tuple[int, float]]:
-        """The ``k`` nearest samples to ``row`` in the analysed latent space, with distances."""
-        return self.nearest.query(row, k)
+        """The ``k`` nearest samples to ``row`` in the analysed latent space, with distances: the
+        neighbour graph that the detectors read, stored by the analysis."""
+        rows, distances = self.nearest[row, :k].tolist(), self.nearest_distances[row, :k].tolist()
+        return list(zip(rows, distances, strict=True))
 
     def sample(self, row: int) -> dict[str, Any]:
         """Everything known about one sample, JSON-ready."""

@@ -192,7 +192,7 @@ class Run:
         found = run_analysis(
             self, layer=layer, view=view, settings=settings, detectors=detectors, progress=progress
         )
-        for cached in ("map", "clusters", "insights", "scores"):
+        for cached in ("map", "clusters", "neighbours", "insights", "scores"):
             self.__dict__.pop(cached, None)
         return found
 
@@ -205,6 +205,17 @@ class Run:
     def clusters(self) -> pd.DataFrame:
         """Per cluster: size, subset mix, mean loss and components, accuracy, enriched metadata."""
         return analysis.read_frame(self.path, analysis.CLUSTERS)
+
+    @cached_property
+    def neighbours(self) -> pd.DataFrame:
+        """Per sample: ``id``, the ids of its nearest samples in the analysed latent space
+        (``neighbours``, nearest first) and their Euclidean ``distances``: the graph that the
+        detectors read."""
+        rows, distances = analysis.read_neighbours(self.path)
+        ids = self.map["id"].to_numpy()
+        return pd.DataFrame(
+            {"id": ids, "neighbours": list(ids[rows]), "distances": list(distances)}
+        )
 
     @cached_property
     def insights(self) -> list[Insight]:
