@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Literal
 
 import numpy as np
 from sklearn.decomposition import PCA
 
+from latentsight.latent.fuzzy import fuzzy_graph
 from latentsight.latent.neighbors import NeighborGraph
 
 MapMethod = Literal["umap", "pca"]
@@ -27,29 +27,39 @@ def embed_2d(
 ) -> np.ndarray:
     """2-D coordinates for display: UMAP on the shared kNN graph, or the first two PCs.
 
-    UMAP reuses the neighbour graph (no second search) and is seeded, so the same run gives
-    the same map. Fewer epochs above 10k samples keep 100k samples within a minute.
+    UMAP reuses the neighbour graph (no second search): its fuzzy graph is built with numpy
+    (``latentsight.latent.fuzzy``, nothing to compile) and umap-learn optimises the layout, seeded
+    (PCA start), so the same run gives the same map. Fewer epochs above 10k samples keep 100k
+    samples within half a minute.
     """
     if method == "pca" or len(reduced) < 4 * UMAP_NEIGHBORS:
         coords = reduced[:, :2] if reduced.shape[1] >= 2 else np.c_[reduced, np.zeros(len(reduced))]
         return np.ascontiguousarray(coords, dtype=np.float32)
     if method != "umap":
         raise ValueError(f"Unknown map method {method!r}: use 'umap' or 'pca'.")
-    import umap
+    from umap.umap_ import find_ab_params, simplicial_set_embedding
 
     n = len(reduced)
     k = min(UMAP_NEIGHBORS - 1, graph.indices.shape[1])
     indices = np.c_[np.arange(n), graph.indices[:, :k]]
     distances = np.c_[np.zeros(n, dtype=np.float32), graph.distances[:, :k]]
-    reducer = umap.UMAP(
-        n_neighbors=k + 1,
+    a, b = find_ab_params(spread=1.0, min_dist=0.1)  # umap-learn's defaults
+    coords, _ = simplicial_set_embedding(
+        data=reduced,
+        graph=fuzzy_graph(indices, distances),
         n_components=2,
-        random_state=seed,
-        init="pca",
+        initial_alpha=1.0,
+        a=a,
+        b=b,
+        gamma=1.0,
+        negative_sample_rate=5,
         n_epochs=200 if n <= 10_000 else 100,
-        precomputed_knn=(indices, distances, None),
-        n_jobs=1,
+        init="pca",
+        random_state=np.random.RandomState(seed),
+        metric="euclidean",
+        metric_kwds={},
+        densmap=False,
+        densmap_kwds={},
+        output_dens=False,
     )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*knn_search_index.*", category=UserWarning)
-        return reducer.fit_transform(reduced).astype(np.float32)
+    return np.ascontiguousarray(coords, dtype=np.float32)
