@@ -38,7 +38,7 @@ def test_each_method_recovers_the_planted_directions_at_k_and_beyond(method):
     assert exact.error < 0.1
 
 
-def test_the_sparse_autoencoder_is_sparse_seeded_and_chosen_for_large_layers(monkeypatch):
+def test_the_sparse_autoencoder_is_sparse_and_seeded():
     latents, _ = _planted(n=600, d=30, seed=3)
     codes, first = fit_dictionary(latents, 4, method="sae", seed=5)
     _, again = fit_dictionary(latents, 4, method="sae", seed=5)
@@ -48,11 +48,23 @@ def test_the_sparse_autoencoder_is_sparse_seeded_and_chosen_for_large_layers(mon
     assert ((codes > 0).sum(axis=1) <= first.encoder.active).all() and first.encoder.active == 2
     assert (first.components >= 0).all()  # non-negative latents keep a non-negative decoder
     np.testing.assert_allclose(first.encode(latents), codes, rtol=1e-6)  # the encoder's codes
-    monkeypatch.setattr(dictionary_module, "SAE_ABOVE", latents.size - 1)
-    assert dictionary_module.resolve_method(latents, "auto") == "sae"
-    assert dictionary_module.resolve_method(-latents, "auto") == "sae"
-    monkeypatch.setattr(dictionary_module, "SAE_ABOVE", latents.size)
-    assert dictionary_module.resolve_method(latents, "auto") == "nmf"
+
+
+def test_large_latents_are_fitted_on_a_seeded_subsample_and_every_row_encoded(monkeypatch):
+    shift = 0.0
+    latents, directions = _planted(n=3000, shift=shift)
+    monkeypatch.setattr(dictionary_module, "FIT_VALUES", 600 * latents.shape[1])
+    codes, dictionary = fit_dictionary(latents, K)
+    assert dictionary.method == ("semi_nmf" if shift else "nmf")
+    assert dictionary.fit_rows == 600 and codes.shape == (3000, K) and (codes >= 0).all()
+    assert matched_cosines(directions, dictionary.components).min() >= 0.95
+    np.testing.assert_allclose(dictionary.encode(latents), codes)  # every row: W fixed
+    whole = dictionary_module.relative_error(latents, codes, dictionary.components)
+    assert dictionary.error == pytest.approx(whole)  # the error is measured on every row
+    _, again = fit_dictionary(latents, K)
+    np.testing.assert_array_equal(again.components, dictionary.components)
+    _, small = fit_dictionary(latents[:600], K)
+    assert small.fit_rows == 600  # at the size limit: all rows
 
 
 def test_auto_k_picks_the_planted_number_and_keeps_the_sweep():
