@@ -28,7 +28,7 @@ from latentsight.discovery.seminmf import semi_nmf, update_codes
 FIT_VALUES = 20_000_000  # values (N x D) above which NMF and Semi-NMF fit on a subsample of rows
 _MIN_FIT_ROWS = 20  # per concept: the subsample's rows at least, however wide the layer
 METHODS = ("auto", "nmf", "minibatch_nmf", "semi_nmf", "sae")
-_CHUNK = 16384  # rows per block when measuring the reconstruction error
+_CHUNK = 16384  # rows per block when encoding and when measuring the reconstruction error
 _MAX_ITER = 1000
 _ENCODE_ITER = 200
 
@@ -39,7 +39,7 @@ class Dictionary:
 
     components: np.ndarray
     method: str
-    error: float  # relative reconstruction error ||A - U W|| / ||A|| on the fitted latents
+    error: float  # relative reconstruction error ||A - U W|| / ||A|| on every row given
     encoder: TopKEncoder | None = None  # the sparse autoencoder's encoder (method "sae")
     fit_rows: int = 0  # the rows W was fitted on (all of them, or a seeded subsample)
 
@@ -57,7 +57,7 @@ class Dictionary:
 
 
 def resolve_method(latents: np.ndarray, method: str) -> str:
-    """The factorisation to use: the given one, or by the sign and size of the latents."""
+    """The factorisation to use: the given one, or by the sign of the latents."""
     if method not in METHODS:
         raise DiscoveryError(f"method={method!r}: give one of {list(METHODS)}.")
     negative = bool((np.asarray(latents) < 0).any())
@@ -119,7 +119,8 @@ def relative_error(latents: np.ndarray, codes: np.ndarray, components: np.ndarra
 def fit_dictionary(
     latents: np.ndarray, k: int, *, method: str = "auto", seed: int = 0
 ) -> tuple[np.ndarray, Dictionary]:
-    """Fit ``A ~ U W`` with k concepts; returns the codes U (N x k) and the dictionary."""
+    """Fit ``A ~ U W`` with k concepts (NMF and Semi-NMF on a seeded subsample of rows above
+    ``FIT_VALUES``); returns the codes U (N x k) of every row and the dictionary."""
     latents = np.asarray(latents)
     if latents.ndim != 2:
         raise DiscoveryError(f"Latents must be N x D; got shape {latents.shape}.")
