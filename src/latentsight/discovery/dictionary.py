@@ -18,19 +18,20 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.decomposition import NMF, MiniBatchNMF, non_negative_factorization
+from sklearn.decomposition import NMF, MiniBatchNMF
 from sklearn.exceptions import ConvergenceWarning
 
 from latentsight.discovery.errors import DiscoveryError
+from latentsight.discovery.residual import CHUNK, squared_error
 from latentsight.discovery.sae import TopKEncoder, fit_sae
 from latentsight.discovery.seminmf import semi_nmf, update_codes
 
 FIT_VALUES = 20_000_000  # values (N x D) above which NMF and Semi-NMF fit on a subsample of rows
 _MIN_FIT_ROWS = 20  # per concept: the subsample's rows at least, however wide the layer
 METHODS = ("auto", "nmf", "minibatch_nmf", "semi_nmf", "sae")
-_CHUNK = 16384  # rows per block when encoding and when measuring the reconstruction error
 _MAX_ITER = 1000
 _ENCODE_ITER = 200
+_ENCODE_TOL = 1e-7  # a sweep changing the codes by less than this (relative) ends the encoding
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Dictionary:
         autoencoder's encoder."""
         if self.encoder is not None:
             return self.encoder(latents).astype(np.float64)
-        return encode(latents, self.components, self.method)
+        return encode(latents, self.components)
 
 
 def resolve_method(latents: np.ndarray, method: str) -> str:
@@ -77,42 +78,25 @@ def _unit_rows(codes: np.ndarray, components: np.ndarray) -> tuple[np.ndarray, n
     return codes * norms, components / norms[:, None]
 
 
-def encode(latents: np.ndarray, components: np.ndarray, method: str) -> np.ndarray:
+def encode(latents: np.ndarray, components: np.ndarray) -> np.ndarray:
     """Non-negative least-squares codes of ``latents`` over fixed ``components``, in float64
     blocks of rows (a large layer is never copied whole)."""
     codes = np.empty((latents.shape[0], components.shape[0]))
-    for start in range(0, latents.shape[0], _CHUNK):
-        block = np.asarray(latents[start : start + _CHUNK], dtype=np.float64)
-        codes[start : start + _CHUNK] = _encode_block(block, components, method)
+    for start in range(0, latents.shape[0], CHUNK):
+        block = np.asarray(latents[start : start + CHUNK], dtype=np.float64)
+        codes[start : start + CHUNK] = _encode_block(block, components)
     return codes
 
 
-def _encode_block(latents: np.ndarray, components: np.ndarray, method: str) -> np.ndarray:
-    k = components.shape[0]
-    if method == "semi_nmf":
-        start = np.maximum(latents @ np.linalg.pinv(components), 0.0)
-        return update_codes(latents, components, start, _ENCODE_ITER)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        codes, _, _ = non_negative_factorization(
-            np.maximum(latents, 0.0),
-            H=components,
-            n_components=k,
-            update_H=False,
-            max_iter=_ENCODE_ITER,
-            tol=1e-6,
-        )
-    return codes
+def _encode_block(latents: np.ndarray, components: np.ndarray) -> np.ndarray:
+    """Non-negative least squares by coordinate descent from the clipped least-squares codes."""
+    start = np.maximum(latents @ np.linalg.pinv(components), 0.0)
+    return update_codes(latents, components, start, _ENCODE_ITER, tol=_ENCODE_TOL)
 
 
 def relative_error(latents: np.ndarray, codes: np.ndarray, components: np.ndarray) -> float:
     """``||A - U W|| / ||A||``, in blocks of rows (no N x D temporary)."""
-    residual = total = 0.0
-    for start in range(0, latents.shape[0], _CHUNK):
-        block = np.asarray(latents[start : start + _CHUNK])
-        fitted = codes[start : start + _CHUNK].astype(block.dtype) @ components.astype(block.dtype)
-        residual += float(np.square(block - fitted, dtype=np.float64).sum())
-        total += float(np.square(block, dtype=np.float64).sum())
+    residual, total = squared_error(latents, codes, components)
     return float(np.sqrt(residual / max(total, 1e-24)))
 
 
@@ -129,7 +113,7 @@ def fit_dictionary(
             f"k={k} concepts for {latents.shape[0]} samples of {latents.shape[1]} dimensions: "
             f"give 1 <= k <= {min(latents.shape)}."
         )
-    if not np.isfinite(latents).all():
+    if not np.isfinite(latents.sum(dtype=np.float64)):  # one NaN or infinity makes the sum so
         raise DiscoveryError("The latents contain NaN or infinite values; re-capture the run.")
     method = resolve_method(latents, method)
     n = latents.shape[0]
@@ -144,7 +128,7 @@ def fit_dictionary(
         sample = np.asarray(latents if rows is None else latents[rows], dtype=np.float64)
         codes, components = _unit_rows(*_factorise(sample, k, method, seed))
         if rows is not None:
-            codes = encode(latents, components, method)
+            codes = encode(latents, components)
     error = relative_error(latents, codes, components)
     return codes, Dictionary(components.astype(np.float64), method, error, encoder, fit_rows)
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.cluster import KMeans
 
+from latentsight.discovery.residual import squared_error
+
 RESTARTS = 4
 SPARSITY = 0.03  # the L1 weight on the codes, relative to the latents' root mean square row norm
 POLISH = 30
@@ -28,20 +30,29 @@ def update_codes(
     components: np.ndarray,
     codes: np.ndarray,
     sweeps: int,
+    *,
     l1: float = 0.0,
+    tol: float = 0.0,
 ) -> np.ndarray:
     """Coordinate-descent sweeps over the columns of the codes U >= 0 with W held fixed,
-    minimising ``||A - U W||^2 / 2 + l1 * sum(U)``."""
+    minimising ``||A - U W||^2 / 2 + l1 * sum(U)``; A W^T is formed once, so a sweep costs
+    N k^2. Stops early once a sweep changes U by at most ``tol`` (relative, in norm)."""
     codes = codes.copy()
     gram = components @ components.T
     cross = latents @ components.T - l1
     for _ in range(sweeps):
+        change = 0.0
         for j in range(codes.shape[1]):
             if gram[j, j] <= _EPS:
                 codes[:, j] = 0.0
                 continue
             step = (cross[:, j] - codes @ gram[:, j]) / gram[j, j]
-            codes[:, j] = np.maximum(codes[:, j] + step, 0.0)
+            column = np.maximum(codes[:, j] + step, 0.0)
+            if tol:
+                change += float(np.square(column - codes[:, j]).sum())
+            codes[:, j] = column
+        if tol and change <= tol**2 * float(np.square(codes).sum()):
+            break
     return codes
 
 
@@ -50,13 +61,6 @@ def _least_squares(codes: np.ndarray, latents: np.ndarray) -> np.ndarray:
     gram = codes.T @ codes
     gram[np.diag_indices_from(gram)] += _EPS * max(float(np.trace(gram)), 1.0)
     return np.linalg.solve(gram, codes.T @ latents)
-
-
-def _squared_error(latents_sq: float, latents: np.ndarray, codes, components) -> float:
-    """``||A - U W||^2`` from the Gram matrices, without an N x D residual."""
-    cross = float(np.einsum("nk,nk->", codes, latents @ components.T))
-    fitted = float(np.einsum("ij,ij->", codes.T @ codes, components @ components.T))
-    return max(latents_sq - 2.0 * cross + fitted, 0.0)
 
 
 def _start(latents: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -68,7 +72,7 @@ def _start(latents: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 
 def _sparse_fit(
-    latents: np.ndarray, codes: np.ndarray, l1: float, latents_sq: float, max_iter: int, tol: float
+    latents: np.ndarray, codes: np.ndarray, l1: float, max_iter: int, tol: float
 ) -> tuple[np.ndarray, float]:
     """Alternate W (unit rows) and the L1-penalised codes; returns U and the objective."""
     previous = objective = np.inf
@@ -77,8 +81,8 @@ def _sparse_fit(
         norms = np.linalg.norm(components, axis=1)
         norms = np.where(norms > _EPS, norms, 1.0)
         components /= norms[:, None]
-        codes = update_codes(latents, components, codes * norms, 1, l1)
-        error = _squared_error(latents_sq, latents, codes, components)
+        codes = update_codes(latents, components, codes * norms, 1, l1=l1)
+        error, _ = squared_error(latents, codes, components)
         objective = 0.5 * error + l1 * float(codes.sum())
         if np.isfinite(previous) and previous - objective <= tol * max(previous, _EPS):
             break
@@ -90,13 +94,9 @@ def semi_nmf(
     latents: np.ndarray, k: int, *, seed: int = 0, max_iter: int = 500, tol: float = 1e-6
 ) -> tuple[np.ndarray, np.ndarray]:
     """Factorise signed ``N x D`` latents as ``U (N x k, >= 0) @ W (k x D)``; returns (U, W)."""
-    latents_sq = float(np.square(latents).sum())
-    l1 = SPARSITY * np.sqrt(latents_sq / latents.shape[0])
+    l1 = SPARSITY * np.sqrt(float(np.square(latents).sum()) / latents.shape[0])
     seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, RESTARTS)
-    fits = [
-        _sparse_fit(latents, _start(latents, k, int(s)), l1, latents_sq, max_iter, tol)
-        for s in seeds
-    ]
+    fits = [_sparse_fit(latents, _start(latents, k, int(s)), l1, max_iter, tol) for s in seeds]
     codes = min(fits, key=lambda fit: fit[1])[0]
     for _ in range(POLISH):
         codes = update_codes(latents, _least_squares(codes, latents), codes, 1)
