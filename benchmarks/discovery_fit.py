@@ -93,7 +93,7 @@ def main() -> None:
     args = parser.parse_args()
     n, d, k = (20_000 if args.quick else 100_000), 2048, 20
     limit = 60.0 if args.quick else args.limit
-    console = Console()
+    console = Console(width=120)
     from latentsight.discovery import fit_dictionary
 
     latents, directions = planted(n, d, k)
@@ -108,11 +108,11 @@ def main() -> None:
     plain = time_plain_nmf(n, d, k, limit)
 
     table = Table(title=f"Dictionary fit, {n:,} x {d:,}, k = {k}")
-    columns = ("fit", "time (s)", "plain NMF time / ours", "rel. error", "cos min", "cos mean")
-    for column in (*columns, "load before"):
+    columns = ("fit", "time (s)", "plain / ours", "rel. error", "cos min", "cos mean")
+    for column in (*columns, "load"):
         table.add_column(column)
     table.add_row(
-        f"latentsight auto ({dictionary.method}, fitted on {dictionary.fit_rows:,} rows)",
+        f"ours: auto ({dictionary.method} on {dictionary.fit_rows:,} rows)",
         f"{ours:.1f}",
         "1.0 (baseline)",
         f"{ours_scores['error']:.4f}",
@@ -122,7 +122,7 @@ def main() -> None:
     )
     if plain is None:
         table.add_row(
-            "sklearn NMF (defaults)",
+            "sklearn NMF",
             f"> {limit:.0f}",
             f"> {limit / ours:.1f}",
             "-",
@@ -132,7 +132,7 @@ def main() -> None:
         )
     else:
         table.add_row(
-            "sklearn NMF (defaults)",
+            "sklearn NMF",
             f"{plain['time']:.1f}",
             f"{plain['time'] / ours:.1f}",
             f"{plain['error']:.4f}",

@@ -4,7 +4,7 @@ Non-negative (post-ReLU) latents get scikit-learn's NMF (``nndsvda`` init, seede
 latents Semi-NMF. Latents of more than ``FIT_VALUES`` values (N x D) are fitted on a seeded
 subsample of rows of that size, and every row is then encoded with W fixed: W has k x D unknowns,
 which ten thousand rows of a 2,048-wide layer pin down as well as all of them (on 100,000 planted
-rows the error and the match to the planted directions are those of the full fit, at a sixth of
+rows the error and the match to the planted directions are those of the full fit, in under half
 its time), and only the subsample is copied to float64. Measured there, scikit-learn's
 MiniBatchNMF and the TopK sparse autoencoder (torch, on the GPU when present) are slower; both
 stay as explicit methods. The rows of W are scaled to unit norm (the codes take the scale), so a
