@@ -1,6 +1,7 @@
 """Concept dictionaries on planted latents: recovery of known directions by every method for
 non-negative latents (NMF, MiniBatchNMF, the TopK sparse autoencoder), the choice of k, the
-Hungarian matching, Semi-NMF for signed latents, the autoencoder's determinism, clear errors."""
+Hungarian matching, Semi-NMF's recovery of signed planted directions, the subsample fit of large
+latents, the autoencoder's determinism, clear errors."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def test_each_method_recovers_the_planted_directions_at_k_and_beyond(method):
     assert exact.error < 0.1
 
 
-def test_the_sparse_autoencoder_is_sparse_seeded_and_chosen_for_large_layers(monkeypatch):
+def test_the_sparse_autoencoder_is_sparse_and_seeded():
     latents, _ = _planted(n=600, d=30, seed=3)
     codes, first = fit_dictionary(latents, 4, method="sae", seed=5)
     _, again = fit_dictionary(latents, 4, method="sae", seed=5)
@@ -48,11 +49,24 @@ def test_the_sparse_autoencoder_is_sparse_seeded_and_chosen_for_large_layers(mon
     assert ((codes > 0).sum(axis=1) <= first.encoder.active).all() and first.encoder.active == 2
     assert (first.components >= 0).all()  # non-negative latents keep a non-negative decoder
     np.testing.assert_allclose(first.encode(latents), codes, rtol=1e-6)  # the encoder's codes
-    monkeypatch.setattr(dictionary_module, "SAE_ABOVE", latents.size - 1)
-    assert dictionary_module.resolve_method(latents, "auto") == "sae"
-    assert dictionary_module.resolve_method(-latents, "auto") == "sae"
-    monkeypatch.setattr(dictionary_module, "SAE_ABOVE", latents.size)
-    assert dictionary_module.resolve_method(latents, "auto") == "nmf"
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.05])
+def test_large_latents_are_fitted_on_a_seeded_subsample_and_every_row_encoded(monkeypatch, shift):
+    latents, directions = _planted(n=3000, shift=shift)
+    monkeypatch.setattr(dictionary_module, "FIT_VALUES", 600 * latents.shape[1])
+    codes, dictionary = fit_dictionary(latents, K)
+    assert dictionary.method == ("semi_nmf" if shift else "nmf")
+    assert dictionary.fit_rows == 600 and codes.shape == (3000, K) and (codes >= 0).all()
+    assert matched_cosines(directions, dictionary.components).min() >= 0.95
+    np.testing.assert_allclose(dictionary.encode(latents), codes)  # every row: W fixed
+    residual = latents - codes @ dictionary.components
+    whole = np.linalg.norm(residual) / np.linalg.norm(latents)
+    assert dictionary.error == pytest.approx(whole)  # the error is measured on every row
+    _, again = fit_dictionary(latents, K)
+    np.testing.assert_array_equal(again.components, dictionary.components)
+    _, small = fit_dictionary(latents[:600], K)
+    assert small.fit_rows == 600  # at the size limit: all rows
 
 
 def test_auto_k_picks_the_planted_number_and_keeps_the_sweep():
@@ -76,11 +90,15 @@ def test_matched_cosines_equal_the_best_permutation():
     assert np.allclose(matched_cosines(first, second), expected)
 
 
-def test_signed_latents_get_semi_nmf_with_non_negative_codes():
-    latents, _ = _planted(n=500, shift=0.05)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_signed_latents_get_semi_nmf_which_recovers_the_planted_directions(seed):
+    latents, directions = _planted(n=500, seed=seed, shift=0.05)
     assert (latents < 0).any()
     codes, dictionary = fit_dictionary(latents, K)
     assert dictionary.method == "semi_nmf" and (codes >= 0).all()
+    assert matched_cosines(directions, dictionary.components).min() >= 0.99
+    _, wider = fit_dictionary(latents, K + 2)
+    assert matched_cosines(directions, wider.components).mean() >= 0.97
     noise = 0.02 * np.sqrt(latents.size) / np.linalg.norm(latents)
     assert dictionary.error < 1.3 * noise  # fits down to the noise
     encoded = dictionary.encode(latents)

@@ -31,9 +31,9 @@ class DiscoverySettings:
     """How concepts are discovered and named.
 
     Args:
-        method: ``"auto"`` (NMF, MiniBatchNMF for large layers, Semi-NMF for signed latents,
-            a TopK sparse autoencoder above 1e8 values), ``"nmf"``, ``"minibatch_nmf"``,
-            ``"semi_nmf"`` or ``"sae"``.
+        method: ``"auto"`` (NMF, Semi-NMF for signed latents; above 2e7 values both fit on a
+            seeded subsample of rows and encode the rest), ``"nmf"``, ``"minibatch_nmf"``,
+            ``"semi_nmf"`` or ``"sae"`` (a TopK sparse autoencoder).
         by: per class, group samples by their ``"prediction"`` (as CRAFT) or ``"target"``.
         ks: the ks swept when k="auto" (default: 2 to 12, fewer for small classes).
         min_stability: the split-half stability a chosen k needs.

@@ -135,7 +135,7 @@ def concept_heatmaps(
         )
     rows = np.array([index[i] for i in ids])
     model = bank.concept_model("Heatmaps")
-    inputs = model.inputs(rows)
+    inputs = model.inputs(rows, images=True)
     live, outputs = probe(model.model, inputs, bank.layer)
     source, feature_map = spatial_map(live, outputs, bank.layer)
     codes = group.codes[rows, concept - group.first]

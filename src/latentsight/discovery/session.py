@@ -87,10 +87,10 @@ class ConceptModel:
         """The model, in eval mode on its device."""
         return self.session.model
 
-    def inputs(self, rows: np.ndarray) -> torch.Tensor:
-        """The model inputs of these rows of the bank's samples."""
+    def inputs(self, rows: np.ndarray, *, images: bool = False) -> Any:
+        """The model inputs of these rows of the bank's samples (image tensors only, if asked)."""
         try:
-            return self.session.inputs(self.samples.iloc[np.asarray(rows)])
+            return self.session.inputs(self.samples.iloc[np.asarray(rows)], images=images)
         except ExplanationError as error:
             raise DiscoveryError(str(error)) from error
 

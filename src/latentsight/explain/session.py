@@ -128,8 +128,9 @@ class ModelSession:
             "come from dict(model.named_modules())."
         )
 
-    def inputs(self, rows: pd.DataFrame) -> torch.Tensor:
-        """The model inputs of these samples as one batch on the device (image tensors only)."""
+    def inputs(self, rows: pd.DataFrame, *, images: bool = True) -> Any:
+        """The model inputs of these samples as one batch on the device: image tensors only, or
+        with ``images=False`` whatever the model takes (e.g. for a pass that patches a layer)."""
         items = []
         for sample_id, subset, index in zip(rows["id"], rows["subset"], rows["index"], strict=True):
             if subset not in self.project.data:
@@ -149,6 +150,8 @@ class ModelSession:
                 )
             items.append(item)
         batch = collate(items, self.project.collate).inputs
+        if not images:
+            return to_device(batch, self.device)
         if not isinstance(batch, torch.Tensor) or batch.dim() != 4:
             shape = tuple(batch.shape) if isinstance(batch, torch.Tensor) else type(batch).__name__
             raise ExplanationError(
