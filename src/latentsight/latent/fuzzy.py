@@ -24,11 +24,9 @@ def fuzzy_graph(indices: np.ndarray, distances: np.ndarray) -> sparse.csr_matrix
     n, k = distances.shape
     rho = _nearest_positive(distances)
     sigma = _bandwidths(distances, rho, np.log2(k))
-    excess = distances - rho[:, None]
+    excess = np.maximum(distances - rho[:, None], 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        strength = np.where(
-            (excess <= 0) | (sigma[:, None] == 0), 1.0, np.exp(-excess / sigma[:, None])
-        )
+        strength = np.where(sigma[:, None] == 0, 1.0, np.exp(-excess / sigma[:, None]))
     strength[indices == np.arange(n)[:, None]] = 0.0
     rows = np.repeat(np.arange(n), k)
     graph = sparse.coo_matrix(
@@ -50,7 +48,7 @@ def _bandwidths(distances: np.ndarray, rho: np.ndarray, target: float) -> np.nda
     """Per row, the sigma at which the neighbours' memberships sum to ``target`` (binary search,
     as umap-learn runs it), floored at a thousandth of the mean neighbour distance."""
     n = len(distances)
-    excess = distances[:, 1:] - rho[:, None]
+    excess = np.maximum(distances[:, 1:] - rho[:, None], 0.0)
     low, high = np.zeros(n), np.full(n, np.inf)
     mid = np.ones(n)
     searching = np.ones(n, dtype=bool)
@@ -58,8 +56,7 @@ def _bandwidths(distances: np.ndarray, rho: np.ndarray, target: float) -> np.nda
         rows = np.flatnonzero(searching)
         if not len(rows):
             break
-        gap = excess[rows]
-        total = np.where(gap > 0, np.exp(-gap / mid[rows, None]), 1.0).sum(axis=1)
+        total = np.exp(-excess[rows] / mid[rows, None]).sum(axis=1)  # 1 where excess <= 0
         done = np.abs(total - target) < _TOLERANCE
         over = ~done & (total > target)
         under = ~done & ~over
