@@ -3,8 +3,6 @@ planted shortcut: localisation, the spurious background, faithfulness, sanity, f
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,23 +10,30 @@ import torch
 from scipy.stats import mannwhitneyu, wilcoxon
 
 import latentsight as ls
-from latentsight.demo.model import load_or_train_demo_model
-from latentsight.demo.run import GROUND_TRUTH, demo_project
-from latentsight.demo.shapes import SHAPES, ShapesConfig, generate_shapes
+from latentsight.demo.run import GROUND_TRUTH
+from latentsight.demo.shapes import SHAPES
 from latentsight.explain import FilterSettings, MacoSettings
 
 LAST_CONV = "features.2.0"
 
 
+def real_channel_means(run, channels: list[int], n: int) -> torch.Tensor:
+    """Spatial means of ``features.2``'s ``channels`` on the first ``n`` validation images."""
+    model = run.project.model
+    images = torch.stack([run.project.data["val"][i][0] for i in range(n)])
+    kept = {}
+    handle = model.features[2].register_forward_hook(lambda _m, _i, out: kept.update(a=out))
+    with torch.no_grad():
+        model(images)
+    handle.remove()
+    return kept["a"][:, channels].mean(dim=(2, 3))
+
+
 @pytest.fixture(scope="module")
-def demo(shapes_run):
-    """The shapes run reopened with its Project attached (same data, same cached model)."""
-    config = ShapesConfig(n_train=3000, n_val=1000, seed=0)
-    subsets = generate_shapes(config)
-    cache = os.environ.get("LATENTSIGHT_CACHE", str(shapes_run.path.parent / "cache"))
-    model, _ = load_or_train_demo_model(config, subsets, cache_dir=cache)
-    run = ls.open_run(shapes_run.path, project=demo_project(subsets, model))
-    truth = pd.read_parquet(shapes_run.path / GROUND_TRUTH)
+def demo(attached_shapes_run):
+    """The shapes run with its Project attached, and its samples joined with the ground truth."""
+    run = attached_shapes_run
+    truth = pd.read_parquet(run.path / GROUND_TRUTH)
     return run, run.samples.merge(truth, on="id")
 
 
@@ -137,14 +142,7 @@ def test_filter_images_excite_their_channel_beyond_any_real_image(demo):
     channels = [0, 1, 2, 3]
     found = run.visualize_filters("features.2", channels, settings=FilterSettings(steps=48))
     assert found.images.shape == (4, 32, 32, 3) and found.images.dtype == np.uint8
-    model = run.project.model
-    images = torch.stack([run.project.data["val"][i][0] for i in range(500)])
-    kept = {}
-    handle = model.features[2].register_forward_hook(lambda _m, _i, out: kept.update(a=out))
-    with torch.no_grad():
-        model(images)
-    handle.remove()
-    best_real = kept["a"][:, channels].mean(dim=(2, 3)).amax(dim=0).numpy()
+    best_real = real_channel_means(run, channels, 500).amax(dim=0).numpy()
     assert (found.activation > best_real).all(), (found.activation, best_real)
 
 
@@ -167,14 +165,7 @@ def test_maco_filter_images_excite_their_channels_beyond_typical_inputs(demo):
         "features.2", channels, method="maco", settings=MacoSettings(steps=24)
     )
     assert found.images.shape == (3, 32, 32, 3) and found.transparency.shape == (3, 32, 32)
-    model = run.project.model
-    images = torch.stack([run.project.data["val"][i][0] for i in range(200)])
-    kept = {}
-    handle = model.features[2].register_forward_hook(lambda _m, _i, out: kept.update(a=out))
-    with torch.no_grad():
-        model(images)
-    handle.remove()
-    median_real = kept["a"][:, channels].mean(dim=(2, 3)).median(dim=0).values.numpy()
+    median_real = real_channel_means(run, channels, 200).median(dim=0).values.numpy()
     assert (found.activation > median_real).all(), (found.activation, median_real)
     with pytest.raises(ls.LatentsightError, match=r"takes MacoSettings"):
         run.visualize_filters("features.2", [0], method="maco", settings=FilterSettings())

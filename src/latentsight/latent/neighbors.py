@@ -47,10 +47,7 @@ def nearest_all(cells: Cells, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest samples (itself included) of every sample, by row: indices, distances."""
     n = len(cells.order)
     sizes = cells.sizes
-    centre_norms = (cells.centres**2).sum(axis=1)
-    between = np.sqrt(
-        np.maximum(centre_norms[:, None] - 2 * cells.centres @ cells.centres.T + centre_norms, 0.0)
-    )
+    between = cells.centre_distances(cells.centres, (cells.centres**2).sum(axis=1))
     candidates = np.empty((n, k), dtype=np.int64)  # sorted positions, by sorted position
     dense = []
     for cell in range(len(sizes)):
@@ -79,9 +76,9 @@ def nearest_all(cells: Cells, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _squared(cells: Cells, rows: np.ndarray, slots: np.ndarray) -> np.ndarray:
     """Squared distances (float32, by matrix product) from ``rows`` to ``slots``."""
-    norms = cells.norms.astype(np.float32)
     products = cells.vectors[rows] @ cells.vectors[slots].T
-    return norms[rows, None] - 2 * products + norms[slots]
+    row_norms, slot_norms = (cells.norms[i].astype(np.float32) for i in (rows, slots))
+    return row_norms[:, None] - 2 * products + slot_norms
 
 
 def _kth_squared(cells: Cells, rows: np.ndarray, slots: np.ndarray, k: int) -> np.ndarray:
