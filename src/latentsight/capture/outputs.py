@@ -123,8 +123,9 @@ def rows_finite(tensors: Sequence[torch.Tensor], batch_size: int) -> torch.Tenso
 def _all_finite(tensors: Sequence[torch.Tensor]) -> bool:
     """Whether the float32 sum of all the tensors is finite (one device sync)."""
     device = tensors[0].device
-    sums = [torch.sum(tensor.detach(), dtype=torch.float32).to(device) for tensor in tensors]
-    return bool(torch.isfinite(torch.stack(sums).sum()))
+    sums = [tensor.detach().sum(dtype=torch.float32) for tensor in tensors]
+    sums = [value if value.device == device else value.to(device) for value in sums]
+    return bool(torch.stack(sums).sum().isfinite())
 
 
 def target_column(targets: Any, batch_size: int) -> list[Any] | np.ndarray:

@@ -28,10 +28,25 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     _commit(temporary, path)
 
 
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The columns worth dictionary-encoding: text (ids, subsets, categories), nothing else.
+
+    Dictionary-encoding floats, lists of floats or image bytes costs several times the rest of
+    the write (probabilities: 40 of 64 ms for 16k rows) for values that rarely repeat.
+    """
+    return [
+        field.name
+        for field in schema
+        if pa.types.is_string(field.type)
+        or pa.types.is_large_string(field.type)
+        or pa.types.is_dictionary(field.type)
+    ]
+
+
 def write_parquet(path: Path, table: pa.Table) -> None:
     """Write a Parquet file atomically."""
     temporary = _temporary(path)
-    pq.write_table(table, temporary)
+    pq.write_table(table, temporary, use_dictionary=dictionary_columns(table.schema))
     _commit(temporary, path)
 
 

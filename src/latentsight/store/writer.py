@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from latentsight.errors import RunStoreError
-from latentsight.store.files import layer_file_stem, write_json, write_parquet
+from latentsight.store.files import dictionary_columns, layer_file_stem, write_json, write_parquet
 from latentsight.store.manifest import (
     CAPTURE_SHARDS,
     LATENTS,
@@ -206,9 +206,12 @@ class RunWriter:
         self._writes.append(self._background.submit(self._write_latents, batches))
 
     def _write_latents(self, batches: list[tuple[np.ndarray, LatentBatch]]) -> None:
-        for rows, latents in batches:
-            for key, values in latents.items():
-                self.arrays[key].write(rows, values)
+        """Each array's rows of the whole chunk joined first: one file write per run of rows."""
+        if not batches:
+            return
+        rows = np.concatenate([batch_rows for batch_rows, _ in batches])
+        for key, array in self.arrays.items():
+            array.write(rows, np.concatenate([latents[key] for _, latents in batches]))
 
     def write_chunk(
         self,
@@ -325,7 +328,7 @@ def _write_samples(shards: Path, destination: Path, order: dict[str, int]) -> No
     schema = pa.schema([pa.field("row", pa.int64()), *found])
     temporary = destination.with_name(f".{destination.name}.tmp")
     first_row = 0
-    with pq.ParquetWriter(temporary, schema) as out:
+    with pq.ParquetWriter(temporary, schema, use_dictionary=dictionary_columns(schema)) as out:
         for file in files:
             shard = pq.read_table(file)
             n_rows = shard.num_rows
@@ -358,7 +361,7 @@ def _copy_ordered(files: list[Path], destination: Path) -> None:
     schema = pa.unify_schemas([pq.read_schema(file) for file in files])
     schema = pa.schema([field for field in schema if field.name not in ("subset", "index")])
     temporary = destination.with_name(f".{destination.name}.tmp")
-    with pq.ParquetWriter(temporary, schema) as out:
+    with pq.ParquetWriter(temporary, schema, use_dictionary=dictionary_columns(schema)) as out:
         for file in files:
             shard = pq.ParquetFile(file)
             if not shard.metadata.num_rows:
