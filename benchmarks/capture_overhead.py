@@ -5,7 +5,9 @@ Run ``python benchmarks/capture_overhead.py [--quick]``. For two models (the dem
 
 * time: ``latentsight.analyze`` recording 3 layers, divided by plain inference (the same model
   under ``torch.inference_mode()``, the same in-memory data set, the same DataLoader loop and
-  batch size); both are timed in this run, warm-up first, median of several repeats;
+  batch size); both are timed in this run, warm-up first, then several rounds in which the runs
+  take turns; the ratio is the median of the rounds' ratios (each round's capture over the same
+  round's plain inference, so that a change in the machine's speed cancels), with its range;
 * memory: the peak RSS of a fresh process capturing N samples and of one capturing 4N samples of a
   data set that makes its samples on the fly (so only capture's own memory can grow), and their
   ratio; these captures store renders, as ``analyze`` does by default.
@@ -118,8 +120,8 @@ def capture(model: nn.Module, dataset: Dataset, case: Case, out: Path, renders: 
     )
 
 
-def median_seconds(runs: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
-    """Median wall time of each run over ``repeats`` rounds, after one warm-up round.
+def round_seconds(runs: dict[str, Callable[[], None]], repeats: int) -> dict[str, list[float]]:
+    """Wall time of each run in each of ``repeats`` rounds, after one warm-up round.
 
     The runs take turns within each round so that a change in the machine's load during the
     benchmark weighs on all of them alike.
@@ -132,11 +134,11 @@ def median_seconds(runs: dict[str, Callable[[], None]], repeats: int) -> dict[st
             started = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - started)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
 
 
-def time_case(case: Case, n: int, repeats: int) -> dict[str, float]:
-    """Median seconds of plain inference and of capture with and without renders.
+def time_case(case: Case, n: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds of plain inference and of capture with and without renders, per round.
 
     Each capture writes a new run directory, so that removing the previous one is not timed.
     """
@@ -152,7 +154,7 @@ def time_case(case: Case, n: int, repeats: int) -> dict[str, float]:
             "capture": lambda: capture(model, dataset, case, fresh(), False),
             "renders": lambda: capture(model, dataset, case, fresh(), True),
         }
-        return median_seconds(runs, repeats)
+        return round_seconds(runs, repeats)
 
 
 def peak_rss_now() -> int:
@@ -211,12 +213,13 @@ def report(case: Case, n_time: int, n_memory: int, repeats: int, console: Consol
         table.add_column(column, justify="left" if column == "figure" else "right")
     plain = seconds["plain"]
     for key, label in (("capture", "renders=False"), ("renders", "renders=True")):
-        ratio = seconds[key] / plain
+        ratios = [spent / base for spent, base in zip(seconds[key], plain, strict=True)]
+        ratio = statistics.median(ratios)
         table.add_row(
             f"time, {n_time} samples, {label}",
-            f"{seconds[key]:.2f} s",
-            f"plain {plain:.2f} s",
-            f"{ratio:.3f}",
+            f"{statistics.median(seconds[key]):.2f} s",
+            f"plain {statistics.median(plain):.2f} s",
+            f"{ratio:.3f} ({min(ratios):.2f}-{max(ratios):.2f})",
             f"<= {TIME_GOAL:.2f}",
             verdict(ratio, TIME_GOAL),
         )
@@ -245,7 +248,7 @@ def main() -> None:
     """Parse the command line and run the benchmark (or one memory child)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="few samples, for a smoke test")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repeats after a warm-up")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds after a warm-up")
     parser.add_argument("--model", choices=[case.name for case in CASES], help="only this one")
     parser.add_argument("--memory-child", nargs=2, metavar=("MODEL", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -255,7 +258,7 @@ def main() -> None:
     console = Console(width=110)
     console.print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch size "
-        f"{BATCH_SIZE}, median of {args.repeats} after a warm-up"
+        f"{BATCH_SIZE}, {args.repeats} rounds after a warm-up"
     )
     for case in CASES:
         if args.model in (None, case.name):

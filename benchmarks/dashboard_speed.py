@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import multiprocessing
 import os
 import re
@@ -47,7 +46,6 @@ import pandas as pd
 import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
-from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
@@ -75,6 +73,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 METADATA = ["size", "colour", "background", "clutter", "occlusion"]
+SHAPE = {"height": 32, "width": 32, "channels": 3}  # of the synthetic renders
 
 
 def write_synthetic_run(path: Path, n: int, seed: int = 0) -> None:
@@ -116,16 +115,13 @@ def write_synthetic_run(path: Path, n: int, seed: int = 0) -> None:
     )
     pq.write_table(pa.Table.from_pandas(samples, preserve_index=False), path / "samples.parquet")
     pq.write_table(QUARANTINE_SCHEMA.empty_table(), path / "quarantine.parquet")
-    pictures = []
-    for _ in range(64):
-        buffer = io.BytesIO()
-        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(buffer, "PNG")
-        pictures.append(buffer.getvalue())
+    pictures = [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8).tobytes() for _ in range(64)]
     renders = pa.table(
         {
             "id": ids,
             "kind": ["image"] * n,
-            "image": [pictures[i % 64] for i in range(n)],
+            "pixels": [pictures[i % 64] for i in range(n)],
+            **{name: pa.array(np.full(n, size), pa.int32()) for name, size in SHAPE.items()},
             "text": pa.nulls(n, pa.string()),
         }
     )

@@ -11,6 +11,7 @@ from conftest import TinyCNN
 from torch import nn
 
 import latentsight as ls
+from latentsight.store.manifest import SCHEMA_VERSION
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def run(tmp_path, data, metadata) -> ls.Run:
 
 def test_manifest_holds_provenance_settings_and_layout(run):
     manifest = json.loads((run.path / "manifest.json").read_text())
-    assert manifest["schema_version"] == 1 and manifest["status"] == "complete"
+    assert manifest["schema_version"] == SCHEMA_VERSION and manifest["status"] == "complete"
     assert len(manifest["provenance"]["model_fingerprint"]) == 64
     assert manifest["provenance"]["model_parameters"] == sum(
         p.numel() for p in TinyCNN().parameters()

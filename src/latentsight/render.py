@@ -1,4 +1,9 @@
-"""How a sample is shown: the default turns image tensors into pictures; PNG bytes for storage."""
+"""How a sample is shown: the default turns image tensors into pictures; thumbnails for storage.
+
+Capture keeps each picture as its raw ``H x W x C`` uint8 pixels (at most ``THUMBNAIL_SIZE``
+on a side); readers encode PNG only for the pictures they show, so capture never pays for
+encoding a picture nobody looks at.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,13 @@ from PIL import Image
 from latentsight.errors import ProjectError
 
 THUMBNAIL_SIZE = 128
+StoredRender = tuple[str, np.ndarray | None, str | None]  # kind, pixels, text
+RENDER_COLUMNS = ("kind", "pixels", "height", "width", "channels", "text")  # renders.parquet
+_STORED_MODES = ("L", "RGB", "RGBA")
+
+
+def _channels_first(item_shape: tuple[int, ...]) -> bool:
+    return len(item_shape) == 3 and item_shape[0] in (1, 3, 4)
 
 
 def looks_like_image(value: Any) -> bool:
@@ -23,30 +35,62 @@ def looks_like_image(value: Any) -> bool:
         return min(shape) >= 4
     if len(shape) != 3:
         return False
-    channels_first = shape[0] in (1, 3, 4)
-    channels = shape[0] if channels_first else shape[2]
-    spatial = shape[1:] if channels_first else shape[:2]
+    channels = shape[0] if _channels_first(shape) else shape[2]
+    spatial = shape[1:] if _channels_first(shape) else shape[:2]
     return channels in (1, 3, 4) and min(spatial) >= 4
 
 
+def render_batch(images: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Draw a batch of image tensors (``N`` first, then HxW, CxHxW or HxWxC) as ``N x H x W x C``
+    uint8 (C = 1, 3 or 4): uint8 as it is, [0, 1] floats scaled to 0-255, any other range
+    min-max scaled per image (NaN drawn as 0)."""
+    if isinstance(images, torch.Tensor):
+        values = images.detach().cpu()
+    else:
+        values = torch.from_numpy(np.ascontiguousarray(images))
+    if _channels_first(tuple(values.shape[1:])):
+        values = values.permute(0, 2, 3, 1)
+    elif values.dim() == 3:
+        values = values.unsqueeze(-1)
+    if values.dtype == torch.uint8:
+        return values.numpy()
+    values = values.float()
+    flat = values.reshape(len(values), -1)
+    nan = flat.isnan()
+    low = torch.where(nan, torch.inf, flat).amin(dim=1).reshape(-1, 1, 1, 1)
+    high = torch.where(nan, -torch.inf, flat).amax(dim=1).reshape(-1, 1, 1, 1)
+    span = high - low
+    scaled = torch.where(span > 0, (values - low) / span.clamp(min=torch.finfo(span.dtype).tiny), 0)
+    values = torch.where((low < 0) | (high > 1), scaled, values)
+    return (values.nan_to_num() * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).numpy()
+
+
 def default_render(value: Any) -> Image.Image:
-    """Draw an image tensor: [0, 1] floats or uint8 as they are, other ranges min-max scaled."""
-    array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
-    if array.ndim == 3 and array.shape[0] in (1, 3, 4):
-        array = np.moveaxis(array, 0, -1)
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if array.dtype != np.uint8:
-        array = array.astype(np.float32)
-        low, high = float(np.nanmin(array)), float(np.nanmax(array))
-        if low < 0.0 or high > 1.0:
-            array = (array - low) / (high - low) if high > low else np.zeros_like(array)
-        array = np.clip(np.nan_to_num(array) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return Image.fromarray(array)
+    """Draw one image tensor as :func:`render_batch` draws it."""
+    batch = value[None] if isinstance(value, torch.Tensor) else np.asarray(value)[None]
+    return picture(render_batch(batch)[0])
 
 
-def encode_render(rendered: Any, sample_id: str) -> tuple[str, bytes | None, str | None]:
-    """Store a render: ("image", PNG bytes, None) or ("text", None, text)."""
+def thumbnail(pixels: np.ndarray) -> np.ndarray:
+    """The pixels as stored: unchanged up to ``THUMBNAIL_SIZE`` on a side, shrunk beyond."""
+    if max(pixels.shape[:2]) <= THUMBNAIL_SIZE:
+        return pixels
+    image = picture(pixels)
+    image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+    return as_pixels(image)
+
+
+def as_pixels(image: Image.Image) -> np.ndarray:
+    """A PIL image as ``H x W x C`` uint8 (C = 1, 3 or 4), other modes converted to RGB(A)."""
+    if image.mode not in _STORED_MODES:
+        has_alpha = "A" in image.getbands() or "transparency" in image.info
+        image = image.convert("RGBA" if has_alpha else "RGB")
+    pixels = np.asarray(image)
+    return pixels[:, :, None] if pixels.ndim == 2 else pixels
+
+
+def stored_render(rendered: Any, sample_id: str) -> StoredRender:
+    """What capture keeps of a render: ("image", thumbnail pixels, None) or ("text", None, text)."""
     if isinstance(rendered, str):
         return "text", None, rendered
     if isinstance(rendered, np.ndarray):
@@ -56,8 +100,25 @@ def encode_render(rendered: Any, sample_id: str) -> tuple[str, bytes | None, str
             f"Project.render returned a {type(rendered).__name__} for {sample_id!r}: return a "
             "PIL image, an H x W x 3 uint8 array, or a string."
         )
-    image = rendered.copy()
-    image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+    return "image", thumbnail(as_pixels(rendered)), None
+
+
+def picture(pixels: np.ndarray) -> Image.Image:
+    """Stored pixels as a PIL image."""
+    return Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+
+
+def png(pixels: np.ndarray) -> bytes:
+    """Stored pixels as PNG bytes, for a browser or a report."""
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return "image", buffer.getvalue(), None
+    picture(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def stored_pixels(
+    data: bytes | None, height: int | None, width: int | None, channels: int | None
+) -> np.ndarray | None:
+    """The pixels of one row of ``renders.parquet`` (None for a text render)."""
+    if data is None:
+        return None
+    return np.frombuffer(data, dtype=np.uint8).reshape(height, width, channels)

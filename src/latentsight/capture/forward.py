@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from latentsight.capture.items import Collate, ParsedItem, collate, to_device
+from latentsight.capture.items import Batch, Collate, ParsedItem, collate, to_device
 from latentsight.capture.metadata import MetadataSource
 from latentsight.capture.outputs import (
     loss_components,
@@ -22,7 +22,7 @@ from latentsight.capture.outputs import (
 )
 from latentsight.capture.recorder import LayerRecorder
 from latentsight.project import LossFn, Metric
-from latentsight.render import encode_render
+from latentsight.render import StoredRender, default_render, render_batch, stored_render, thumbnail
 
 
 @dataclass
@@ -47,7 +47,7 @@ class ForwardResult:
     items: list[ParsedItem]
     columns: dict[str, Any]
     latents: dict[tuple[str, str], np.ndarray]
-    renders: list[tuple[str, bytes | None, str | None]] | None
+    renders: list[StoredRender] | None
     non_finite: list[tuple[ParsedItem, str]] = field(default_factory=list)
 
 
@@ -68,6 +68,20 @@ def _select(value: Any, keep: np.ndarray) -> Any:
     if isinstance(value, np.ndarray):
         return value[keep]
     return [inner for inner, kept in zip(value, keep, strict=True) if kept]
+
+
+def _renders(
+    render: Callable[[Any], Any], batch: Batch, stacked: bool, keep: np.ndarray
+) -> list[StoredRender]:
+    """The kept items' renders; the default render draws a stacked batch in one pass."""
+    if render is default_render and stacked and isinstance(batch.inputs, torch.Tensor):
+        inputs = batch.inputs if keep.all() else batch.inputs[torch.from_numpy(keep)]
+        return [("image", thumbnail(pixels), None) for pixels in render_batch(inputs)]
+    return [
+        stored_render(render(item.input), item.id)
+        for item, kept in zip(batch.items, keep, strict=True)
+        if kept
+    ]
 
 
 def forward_items(spec: ForwardSpec, items: Sequence[ParsedItem]) -> ForwardResult:
@@ -108,11 +122,7 @@ def forward_items(spec: ForwardSpec, items: Sequence[ParsedItem]) -> ForwardResu
     columns.update(spec.metadata.columns(items))
     renders = None
     if spec.render is not None:
-        renders = [
-            encode_render(spec.render(item.input), item.id)
-            for item, kept in zip(items, keep, strict=True)
-            if kept
-        ]
+        renders = _renders(spec.render, batch, spec.user_collate is None, keep)
     if keep.all():
         return ForwardResult(list(items), columns, latents, renders)
     non_finite = [

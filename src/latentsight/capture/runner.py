@@ -27,6 +27,7 @@ from latentsight.capture.forward import ForwardResult, forward_items
 from latentsight.capture.items import FailedItem, ParsedItem, load_item
 from latentsight.capture.plan import CapturePlan
 from latentsight.errors import CaptureError, ProjectError
+from latentsight.render import StoredRender
 from latentsight.store.manifest import SCHEMA_VERSION
 from latentsight.store.writer import QUARANTINE_SCHEMA, RunWriter, latent_file
 
@@ -73,7 +74,6 @@ class _ChunkItems(Dataset):
 
 
 SAMPLE_KEYS = pa.schema([("id", pa.string()), ("subset", pa.string()), ("index", pa.int64())])
-Render = tuple[str, bytes | None, str | None]
 
 
 def _column_array(values: Any) -> pa.Array:
@@ -113,7 +113,7 @@ def _concat(tables: Sequence[pa.Table], empty: pa.Schema) -> pa.Table:
     return pa.concat_tables(tables, promote_options="permissive")
 
 
-def _renders_table(batches: Sequence[tuple[dict[str, Any], list[Render]]]) -> pa.Table:
+def _renders_table(batches: Sequence[tuple[dict[str, Any], list[StoredRender]]]) -> pa.Table:
     """The renders of the batches, keyed like their samples."""
     if not batches:
         return SAMPLE_KEYS.empty_table()
@@ -124,7 +124,17 @@ def _renders_table(batches: Sequence[tuple[dict[str, Any], list[Render]]]) -> pa
             "subset": [subset for columns, _ in batches for subset in columns["subset"]],
             "index": np.concatenate([columns["index"] for columns, _ in batches]),
             "kind": [kind for kind, _, _ in renders],
-            "image": pa.array([image for _, image, _ in renders], type=pa.binary()),
+            "pixels": pa.array(
+                [None if pixels is None else pixels.tobytes() for _, pixels, _ in renders],
+                type=pa.binary(),
+            ),
+            **{
+                name: pa.array(
+                    [None if pixels is None else pixels.shape[axis] for _, pixels, _ in renders],
+                    type=pa.int32(),
+                )
+                for axis, name in enumerate(("height", "width", "channels"))
+            },
             "text": pa.array([text for _, _, text in renders], type=pa.string()),
         }
     )
@@ -252,7 +262,7 @@ class Capture:
             collate_fn=list,
         )
         samples: list[dict[str, Any]] = []
-        renders: list[tuple[dict[str, Any], list[Render]]] = []
+        renders: list[tuple[dict[str, Any], list[StoredRender]]] = []
         failed: list[pa.Table] = []
         latents: list[tuple[np.ndarray, dict[tuple[str, str], np.ndarray]]] = []
         for loaded in loader:

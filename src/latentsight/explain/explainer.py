@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -10,7 +9,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from torch import nn
 
 from latentsight.errors import ExplanationError
@@ -31,6 +29,7 @@ from latentsight.explain.targets import (
     scoring_forward,
     target_classes,
 )
+from latentsight.render import RENDER_COLUMNS, picture, stored_pixels
 from latentsight.store.manifest import RENDERS
 
 if TYPE_CHECKING:
@@ -96,14 +95,14 @@ def stored_images(run: Run, ids: Sequence[str]) -> np.ndarray | None:
         return None
     with duckdb.connect() as connection:
         rows = connection.execute(
-            f"SELECT id, kind, image FROM read_parquet('{run.path / RENDERS}') "
+            f"SELECT id, {', '.join(RENDER_COLUMNS)} FROM read_parquet('{run.path / RENDERS}') "
             "WHERE id IN (SELECT unnest(?))",
             [list(ids)],
         ).fetchall()
-    found = {sample_id: image for sample_id, kind, image in rows if kind == "image"}
+    found = {row[0]: stored_pixels(*row[2:6]) for row in rows if row[1] == "image"}
     if len(found) < len(set(ids)):
         return None
-    pictures = [Image.open(io.BytesIO(found[sample_id])).convert("RGB") for sample_id in ids]
+    pictures = [picture(found[sample_id]).convert("RGB") for sample_id in ids]
     size = pictures[0].size
     return np.stack([np.asarray(picture.resize(size)) for picture in pictures])
 

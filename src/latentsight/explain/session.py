@@ -19,7 +19,7 @@ from latentsight.capture.items import FailedItem, collate, load_item, to_device
 from latentsight.capture.plan import resolve_device
 from latentsight.errors import ExplanationError, NotRecordedError
 from latentsight.project import Project
-from latentsight.render import default_render
+from latentsight.render import default_render, render_batch
 
 if TYPE_CHECKING:
     from latentsight.store.run import Run
@@ -176,14 +176,8 @@ class ModelSession:
                 drawn = drawn if hasattr(drawn, "convert") else default_render(np.asarray(drawn))
                 pictures.append(np.asarray(drawn.convert("RGB")))
             return np.stack(pictures)
-        values = inputs.detach().float()
-        low = values.amin(dim=(1, 2, 3), keepdim=True)
-        high = values.amax(dim=(1, 2, 3), keepdim=True)
-        outside = (low < 0) | (high > 1)
-        scaled = torch.where(outside, (values - low) / (high - low).clamp(min=1e-12), values)
-        pixels = (scaled.nan_to_num().clamp(0, 1) * 255.0 + 0.5).to(torch.uint8)
-        pixels = pixels[:, :3] if pixels.shape[1] >= 3 else pixels[:, :1].expand(-1, 3, -1, -1)
-        return pixels.permute(0, 2, 3, 1).cpu().numpy()
+        pixels = render_batch(inputs[:, :3] if inputs.shape[1] >= 3 else inputs[:, :1])
+        return pixels if pixels.shape[3] == 3 else np.repeat(pixels, 3, axis=3)
 
     def predict(self, inputs: torch.Tensor) -> np.ndarray:
         """The predicted class of each input (arg-max of the outputs)."""

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
-from PIL import Image
 
+from latentsight.render import RENDER_COLUMNS, png, stored_pixels
 from latentsight.store.manifest import RENDERS
 
 _CACHED_GROUPS = 8
@@ -18,19 +18,21 @@ _CACHED_GROUPS = 8
 
 @dataclass(frozen=True)
 class Render:
-    """A sample as the Project's render drew it: PNG (or other image) bytes, or text."""
+    """A sample as the Project's render drew it: a picture (``H x W x C`` uint8) or text."""
 
     kind: str  # "image" or "text"
-    image: bytes | None
+    pixels: np.ndarray | None
     text: str | None
 
     @property
+    def image(self) -> bytes | None:
+        """The picture as PNG bytes (encoded now: capture stores raw pixels), None for text."""
+        return None if self.pixels is None else png(self.pixels)
+
+    @property
     def media_type(self) -> str:
-        """The image's MIME type, read from its bytes."""
-        if self.image is None:
-            return "text/plain"
-        with Image.open(io.BytesIO(self.image)) as opened:
-            return Image.MIME.get(opened.format or "PNG", "application/octet-stream")
+        """The MIME type of ``image``, or of the text."""
+        return "text/plain" if self.pixels is None else "image/png"
 
 
 class RenderIndex:
@@ -70,7 +72,7 @@ class RenderIndex:
         with self._lock:
             columns = self._groups.get(group)
             if columns is None:
-                table = self._parquet.read_row_group(group, columns=["kind", "image", "text"])
+                table = self._parquet.read_row_group(group, columns=list(RENDER_COLUMNS))
                 columns = {name: table.column(name).to_pylist() for name in table.column_names}
                 self._groups[group] = columns
                 if len(self._groups) > _CACHED_GROUPS:
@@ -78,5 +80,7 @@ class RenderIndex:
             else:
                 self._groups.move_to_end(group)
         return Render(
-            columns["kind"][position], columns["image"][position], columns["text"][position]
+            columns["kind"][position],
+            stored_pixels(*(columns[name][position] for name in RENDER_COLUMNS[1:5])),
+            columns["text"][position],
         )

@@ -8,7 +8,7 @@ from typing import Any
 
 from latentsight.errors import NotRecordedError, RunStoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: renders stored as raw pixels
 MANIFEST = "manifest.json"
 SAMPLES = "samples.parquet"
 QUARANTINE = "quarantine.parquet"

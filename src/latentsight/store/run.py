@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ from PIL import Image
 
 from latentsight.errors import NotRecordedError, RunStoreError
 from latentsight.insights.base import AnalysisSettings, Insight
+from latentsight.render import RENDER_COLUMNS, picture, stored_pixels
 from latentsight.store import analysis
 from latentsight.store.manifest import (
     QUARANTINE,
@@ -159,13 +159,14 @@ class Run:
             )
         with duckdb.connect() as connection:
             found = connection.execute(
-                f"SELECT kind, image, text FROM read_parquet('{self.path / RENDERS}') WHERE id = ?",
+                f"SELECT {', '.join(RENDER_COLUMNS)} "
+                f"FROM read_parquet('{self.path / RENDERS}') WHERE id = ?",
                 [sample_id],
             ).fetchone()
         if found is None:
             raise NotRecordedError(f"No sample with id {sample_id!r} in this run.")
-        kind, image, text = found
-        return Image.open(io.BytesIO(image)) if kind == "image" else text
+        pixels = stored_pixels(*found[1:5])
+        return found[5] if pixels is None else picture(pixels)
 
     def analyze(
         self,
