@@ -22,7 +22,9 @@ from latentsight.render import (
 def test_unit_range_floats_are_scaled_to_bytes():
     images = torch.rand(4, 3, 8, 6, generator=torch.Generator().manual_seed(0))
     expected = np.floor(images.permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
+    before = images.clone()
     np.testing.assert_array_equal(render_batch(images), expected)
+    assert torch.equal(images, before)  # the caller's tensor is left as it was
 
 
 def test_other_ranges_are_min_max_scaled_per_image():
@@ -71,3 +73,8 @@ def test_stored_renders_are_thumbnails_of_raw_pixels():
 def test_a_render_of_the_wrong_type_names_the_fix():
     with pytest.raises(ls.ProjectError, match="return a PIL image, an H x W x 3 uint8 array"):
         stored_render(3.5, "train/0")
+
+
+def test_nan_is_drawn_as_zero_in_a_scaled_image():
+    image = torch.tensor([[[[-1.0, float("nan")], [0.0, 1.0]]]])
+    np.testing.assert_array_equal(render_batch(image)[0, :, :, 0], [[0, 0], [128, 255]])

@@ -53,16 +53,34 @@ def render_batch(images: torch.Tensor | np.ndarray) -> np.ndarray:
     elif values.dim() == 3:
         values = values.unsqueeze(-1)
     if values.dtype == torch.uint8:
-        return values.numpy()
-    values = values.float()
-    flat = values.reshape(len(values), -1)
-    nan = flat.isnan()
-    low = torch.where(nan, torch.inf, flat).amin(dim=1).reshape(-1, 1, 1, 1)
-    high = torch.where(nan, -torch.inf, flat).amax(dim=1).reshape(-1, 1, 1, 1)
-    span = high - low
-    scaled = torch.where(span > 0, (values - low) / span.clamp(min=torch.finfo(span.dtype).tiny), 0)
-    values = torch.where((low < 0) | (high > 1), scaled, values)
-    return (values.nan_to_num() * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).numpy()
+        return np.ascontiguousarray(values.numpy())
+    return _to_bytes(values.to(torch.float32, memory_format=torch.contiguous_format, copy=True))
+
+
+def _to_bytes(pixels: torch.Tensor) -> np.ndarray:
+    """Float images (a contiguous copy, changed in place) to uint8, min-max scaled per image
+    when outside [0, 1]."""
+    flat = pixels.view(len(pixels), -1)
+    low, high = flat.amin(dim=1), flat.amax(dim=1)
+    has_nan = low.isnan()
+    if has_nan.any():  # NaN wins min and max: take them over the other values instead
+        nan = flat[has_nan].isnan()
+        low[has_nan] = torch.where(nan, torch.inf, flat[has_nan]).amin(dim=1)
+        high[has_nan] = torch.where(nan, -torch.inf, flat[has_nan]).amax(dim=1)
+    outside = (low < 0) | (high > 1)
+    if outside.any():
+        span = (high - low)[outside, None]
+        scaled = (flat[outside] - low[outside, None]) / span
+        flat[outside] = torch.where(span > 0, scaled, 0.0)
+    return (
+        flat.nan_to_num_()
+        .mul_(255.0)
+        .add_(0.5)
+        .clamp_(0, 255)
+        .to(torch.uint8)
+        .view(pixels.shape)
+        .numpy()
+    )
 
 
 def default_render(value: Any) -> Image.Image:

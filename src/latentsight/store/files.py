@@ -43,10 +43,25 @@ def dictionary_columns(schema: pa.Schema) -> list[str]:
     ]
 
 
-def write_parquet(path: Path, table: pa.Table) -> None:
-    """Write a Parquet file atomically."""
+def parquet_options(schema: pa.Schema, *, compress: bool = True) -> dict[str, Any]:
+    """How latentsight writes Parquet: dictionaries for text only; zstd for binary columns
+    (pictures), which it shrinks at a third of snappy's cost, snappy for the rest; nothing
+    compressed in a file that is read once and deleted."""
+    return {
+        "use_dictionary": dictionary_columns(schema),
+        "compression": {
+            field.name: ("zstd" if pa.types.is_binary(field.type) else "snappy")
+            if compress
+            else "none"
+            for field in schema
+        },
+    }
+
+
+def write_parquet(path: Path, table: pa.Table, *, compress: bool = True) -> None:
+    """Write a Parquet file atomically (``compress=False`` for a short-lived file)."""
     temporary = _temporary(path)
-    pq.write_table(table, temporary, use_dictionary=dictionary_columns(table.schema))
+    pq.write_table(table, temporary, **parquet_options(table.schema, compress=compress))
     _commit(temporary, path)
 
 

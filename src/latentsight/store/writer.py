@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from latentsight.errors import RunStoreError
-from latentsight.store.files import dictionary_columns, layer_file_stem, write_json, write_parquet
+from latentsight.store.files import layer_file_stem, parquet_options, write_json, write_parquet
 from latentsight.store.manifest import (
     CAPTURE_SHARDS,
     LATENTS,
@@ -242,10 +242,10 @@ class RunWriter:
             write.result()
         for array in self.arrays.values():
             array.flush()
-        write_parquet(self._shard(subset, chunk, "failed"), failed)
+        write_parquet(self._shard(subset, chunk, "failed"), failed, compress=False)
         if renders is not None:
-            write_parquet(self._shard(subset, chunk, "renders"), renders)
-        write_parquet(self._shard(subset, chunk, "samples"), samples)
+            write_parquet(self._shard(subset, chunk, "renders"), renders, compress=False)
+        write_parquet(self._shard(subset, chunk, "samples"), samples, compress=False)
 
     def wait(self) -> None:
         """Block until the last queued chunk is durable, raising the error of a failed write."""
@@ -328,7 +328,7 @@ def _write_samples(shards: Path, destination: Path, order: dict[str, int]) -> No
     schema = pa.schema([pa.field("row", pa.int64()), *found])
     temporary = destination.with_name(f".{destination.name}.tmp")
     first_row = 0
-    with pq.ParquetWriter(temporary, schema, use_dictionary=dictionary_columns(schema)) as out:
+    with pq.ParquetWriter(temporary, schema, **parquet_options(schema)) as out:
         for file in files:
             shard = pq.read_table(file)
             n_rows = shard.num_rows
@@ -361,7 +361,7 @@ def _copy_ordered(files: list[Path], destination: Path) -> None:
     schema = pa.unify_schemas([pq.read_schema(file) for file in files])
     schema = pa.schema([field for field in schema if field.name not in ("subset", "index")])
     temporary = destination.with_name(f".{destination.name}.tmp")
-    with pq.ParquetWriter(temporary, schema, use_dictionary=dictionary_columns(schema)) as out:
+    with pq.ParquetWriter(temporary, schema, **parquet_options(schema)) as out:
         for file in files:
             shard = pq.ParquetFile(file)
             if not shard.metadata.num_rows:
