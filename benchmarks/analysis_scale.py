@@ -27,12 +27,17 @@ import latentsight as ls
 DIM = 256
 
 
+def mixture(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` samples of a 30-component Gaussian mixture in 16 dimensions, and their components."""
+    centres = rng.normal(scale=4.0, size=(30, 16))
+    component = rng.integers(0, 30, n)
+    return (centres[component] + rng.normal(size=(n, 16))).astype(np.float32), component
+
+
 def synthetic_run(n: int, out: Path, seed: int = 0) -> ls.Run:
     """Capture a briefly trained MLP over ``n`` samples of a 30-component Gaussian mixture."""
     rng = np.random.default_rng(seed)
-    centres = rng.normal(scale=4.0, size=(30, 16))
-    component = rng.integers(0, 30, n)
-    x = (centres[component] + rng.normal(size=(n, 16))).astype(np.float32)
+    x, component = mixture(n, rng)
     y = (component % 4).astype(np.int64)
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(16, DIM), nn.ReLU(), nn.Linear(DIM, 4))

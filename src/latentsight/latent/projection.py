@@ -22,15 +22,26 @@ def reduce(latents: np.ndarray, n_components: int = 50, *, seed: int = 0) -> np.
     return pca.fit_transform(latents).astype(np.float32)
 
 
+def layout_epochs(n: int) -> int:
+    """Layout epochs for ``n`` samples: umap-learn's 200 up to 10,000 samples, 100 above."""
+    return 200 if n <= 10_000 else 100
+
+
 def embed_2d(
-    reduced: np.ndarray, graph: NeighborGraph, *, method: MapMethod = "umap", seed: int = 0
+    reduced: np.ndarray,
+    graph: NeighborGraph,
+    *,
+    method: MapMethod = "umap",
+    seed: int = 0,
+    n_epochs: int | None = None,
 ) -> np.ndarray:
     """2-D coordinates for display: UMAP on the shared kNN graph, or the first two PCs.
 
     UMAP reuses the neighbour graph (no second search): its fuzzy graph is built with numpy
     (``latentsight.latent.fuzzy``, nothing to compile) and umap-learn optimises the layout, seeded
     (PCA start), so the same run gives the same map. Fewer epochs above 10k samples keep 100k
-    samples within half a minute.
+    samples within half a minute; fewer still lose measurable quality
+    (``benchmarks/map_quality.py``). ``n_epochs`` overrides that schedule.
     """
     if method == "pca" or len(reduced) < 4 * UMAP_NEIGHBORS:
         coords = reduced[:, :2] if reduced.shape[1] >= 2 else np.c_[reduced, np.zeros(len(reduced))]
@@ -53,7 +64,7 @@ def embed_2d(
         b=b,
         gamma=1.0,
         negative_sample_rate=5,
-        n_epochs=200 if n <= 10_000 else 100,
+        n_epochs=layout_epochs(n) if n_epochs is None else n_epochs,
         init="pca",
         random_state=np.random.RandomState(seed),
         metric="euclidean",
