@@ -1,4 +1,4 @@
-"""Projection of latents: randomized PCA to a few dozen dimensions, then UMAP (or PCA) to 2-D."""
+"""Projection of latents: PCA to a few dozen dimensions, then UMAP (or PCA) to 2-D."""
 
 from __future__ import annotations
 
@@ -15,10 +15,15 @@ UMAP_NEIGHBORS = 15
 
 
 def reduce(latents: np.ndarray, n_components: int = 50, *, seed: int = 0) -> np.ndarray:
-    """Randomized PCA of the latents (centred, not whitened), float32, seeded."""
+    """PCA of the latents (centred, not whitened), float32, seeded.
+
+    scikit-learn's ``auto`` solver: exact through the D x D covariance when there are at least ten
+    times more samples than dimensions (the usual case: 0.2 s at 100,000 x 256, against 3.6 s for
+    the randomized solver), randomized for wide latents, full SVD for small ones.
+    """
     latents = np.asarray(latents, dtype=np.float32)
     components = max(1, min(n_components, latents.shape[1], len(latents) - 1))
-    pca = PCA(n_components=components, svd_solver="randomized", random_state=seed)
+    pca = PCA(n_components=components, svd_solver="auto", random_state=seed)
     return pca.fit_transform(latents).astype(np.float32)
 
 
