@@ -39,7 +39,7 @@ from sklearn.preprocessing import StandardScaler
 
 import latentsight as ls
 from latentsight.demo.model import load_or_train_demo_model
-from latentsight.demo.run import GROUND_TRUTH, demo_project
+from latentsight.demo.run import GROUND_TRUTH, demo_project, write_ground_truth
 from latentsight.demo.shapes import (
     SPURIOUS_BACKGROUND,
     SPURIOUS_CLASS,
@@ -73,9 +73,7 @@ def captured_run(config: ShapesConfig, out: Path, reuse: bool) -> ls.Run:
     run = ls.analyze(
         demo_project(subsets, model), out, progress=False, insights=False, overwrite=out.exists()
     )
-    truth = pd.concat([subset.truth for subset in subsets.values()], ignore_index=True)
-    (out / GROUND_TRUTH).parent.mkdir(parents=True, exist_ok=True)
-    truth.to_parquet(out / GROUND_TRUTH)
+    write_ground_truth(subsets, out)
     return run
 
 

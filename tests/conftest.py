@@ -57,7 +57,7 @@ def shapes_run(tmp_path_factory):
 
     import latentsight as ls
     from latentsight.demo.model import load_or_train_demo_model
-    from latentsight.demo.run import GROUND_TRUTH, demo_project
+    from latentsight.demo.run import demo_project, write_ground_truth
     from latentsight.demo.shapes import ShapesConfig, generate_shapes
 
     root = tmp_path_factory.mktemp("shapes")
@@ -66,9 +66,7 @@ def shapes_run(tmp_path_factory):
     cache = os.environ.get("LATENTSIGHT_CACHE", str(root / "cache"))
     model, _ = load_or_train_demo_model(config, subsets, cache_dir=cache)
     run = ls.analyze(demo_project(subsets, model), root / "run", progress=False, insights=False)
-    truth = pd.concat([subset.truth for subset in subsets.values()], ignore_index=True)
-    (root / "run" / GROUND_TRUTH).parent.mkdir(parents=True, exist_ok=True)
-    truth.to_parquet(root / "run" / GROUND_TRUTH)
+    write_ground_truth(subsets, root / "run")
     return run
 
 

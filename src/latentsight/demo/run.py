@@ -86,7 +86,13 @@ def run_demo(
 
     replace = (out / MANIFEST).is_file()
     run = analyze(demo_project(subsets, model), out, overwrite=replace)
+    write_ground_truth(subsets, out)
+    return run
+
+
+def write_ground_truth(subsets: dict[str, ShapesSubset], out: Path) -> None:
+    """Keep the subsets' hidden ground truth beside the run at ``out`` (``GROUND_TRUTH``), apart
+    from the metadata the analysis sees, so recovery can be scored."""
     truth = pd.concat([subset.truth for subset in subsets.values()], ignore_index=True)
     (out / GROUND_TRUTH).parent.mkdir(parents=True, exist_ok=True)
     write_parquet(out / GROUND_TRUTH, pa.Table.from_pandas(truth, preserve_index=False))
-    return run

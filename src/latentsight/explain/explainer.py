@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-import duckdb
 import numpy as np
 import pandas as pd
 import torch
@@ -29,8 +28,9 @@ from latentsight.explain.targets import (
     scoring_forward,
     target_classes,
 )
-from latentsight.render import RENDER_COLUMNS, picture, stored_pixels
+from latentsight.render import picture
 from latentsight.store.manifest import RENDERS
+from latentsight.store.run import stored_renders
 
 if TYPE_CHECKING:
     from latentsight.store.run import Run
@@ -93,13 +93,11 @@ def stored_images(run: Run, ids: Sequence[str]) -> np.ndarray | None:
     """The run's stored pictures of these samples (``N x H x W x 3``), or None if it has none."""
     if not (run.path / RENDERS).is_file():
         return None
-    with duckdb.connect() as connection:
-        rows = connection.execute(
-            f"SELECT id, {', '.join(RENDER_COLUMNS)} FROM read_parquet('{run.path / RENDERS}') "
-            "WHERE id IN (SELECT unnest(?))",
-            [list(ids)],
-        ).fetchall()
-    found = {row[0]: stored_pixels(*row[2:6]) for row in rows if row[1] == "image"}
+    found = {
+        sample_id: drawn
+        for sample_id, drawn in stored_renders(run.path, ids).items()
+        if not isinstance(drawn, str)
+    }
     if len(found) < len(set(ids)):
         return None
     pictures = [picture(found[sample_id]).convert("RGB") for sample_id in ids]

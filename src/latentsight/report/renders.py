@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +25,10 @@ class Render:
     pixels: np.ndarray | None
     text: str | None
 
-    @property
+    @cached_property
     def image(self) -> bytes | None:
-        """The picture as PNG bytes (encoded now: capture stores raw pixels), None for text."""
+        """The picture as PNG bytes (encoded once, on first use: capture stores raw pixels),
+        None for text."""
         return None if self.pixels is None else png(self.pixels)
 
     @property

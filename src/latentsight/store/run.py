@@ -48,6 +48,17 @@ if TYPE_CHECKING:
     from latentsight.project import Project
 
 
+def stored_renders(run_dir: Path, ids: Sequence[str]) -> dict[str, np.ndarray | str]:
+    """The stored renders of these samples by id, in one query: pixels, or the text drawn."""
+    with duckdb.connect() as connection:
+        rows = connection.execute(
+            f"SELECT id, {', '.join(RENDER_COLUMNS)} FROM read_parquet('{run_dir / RENDERS}') "
+            "WHERE id IN (SELECT unnest(?))",
+            [list(ids)],
+        ).fetchall()
+    return {row[0]: row[6] if row[1] == "text" else stored_pixels(*row[2:6]) for row in rows}
+
+
 class Run:
     """A run directory opened for reading. Use :func:`latentsight.open_run` to get one."""
 
@@ -157,16 +168,11 @@ class Run:
                 "This run stored no renders: give the Project a render function (inputs that "
                 "are image tensors get one by default)."
             )
-        with duckdb.connect() as connection:
-            found = connection.execute(
-                f"SELECT {', '.join(RENDER_COLUMNS)} "
-                f"FROM read_parquet('{self.path / RENDERS}') WHERE id = ?",
-                [sample_id],
-            ).fetchone()
-        if found is None:
+        found = stored_renders(self.path, [sample_id])
+        if sample_id not in found:
             raise NotRecordedError(f"No sample with id {sample_id!r} in this run.")
-        pixels = stored_pixels(*found[1:5])
-        return found[5] if pixels is None else picture(pixels)
+        drawn = found[sample_id]
+        return drawn if isinstance(drawn, str) else picture(drawn)
 
     def analyze(
         self,
