@@ -150,27 +150,3 @@ def test_hand_made_shift_is_found_in_both_directions():
         assert overlap / insight.size >= 0.5, insight.title
     top = _best_match(under, rare_ids).evidence[0]
     assert top.effect > 10 and top.details["source"] == "density ratio"
-
-
-def test_touching_eval_heavy_blobs_are_reported_apart():
-    # Two evaluation-heavy blobs close enough to join in the kNN graph: two populations, not one.
-    rng = np.random.default_rng(1)
-    dims = 6
-    common = rng.normal(size=(3000, dims))
-    centres = (np.r_[5.0, 0.0, np.zeros(dims - 2)], np.r_[5.0, 1.9, np.zeros(dims - 2)])
-    blobs = [rng.normal(size=(250, dims)) * 0.5 + centre for centre in centres]
-    blob_subset = np.where(np.arange(250) < 25, "train", "val")
-    latents = np.vstack([common, *blobs])
-    subset = np.concatenate(
-        [np.where(np.arange(3000) < 2000, "train", "val"), blob_subset, blob_subset]
-    )
-    ctx = hand_context(latents, subset, rng.exponential(size=len(latents)))
-    ids = ctx.samples["id"].to_numpy()
-    targets = [set(ids[3000:3250]), set(ids[3250:])]
-
-    under = _significant(Representation().run(ctx).insights, UNDER)
-    for target, other in (targets, targets[::-1]):
-        best = _best_match(under, target)
-        precision, recall = _precision_recall(best.population, target)
-        assert precision >= 0.9 and recall >= 0.7, (precision, recall)
-        assert len(set(best.population) & other) <= 0.1 * len(other)

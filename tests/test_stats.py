@@ -7,7 +7,6 @@ import pytest
 from scipy import stats
 
 from latentsight.insights.stats import (
-    anderson_darling_normal,
     benjamini_hochberg,
     binomial_test,
     enrichment_test,
@@ -83,18 +82,3 @@ def test_binomial_test_matches_scipy():
         stats.binomtest(0, 10, 0.1).pvalue,
     ]
     np.testing.assert_allclose(binomial_test(k, n, 0.1), expected)
-
-
-@pytest.mark.filterwarnings("ignore::FutureWarning")  # scipy >= 1.17 asks for a p-value method
-def test_anderson_darling_matches_scipy_and_tells_one_blob_from_two():
-    rng = np.random.default_rng(0)
-    one = rng.normal(size=400)
-    two = np.r_[rng.normal(size=200), rng.normal(4.0, 1.0, size=200)]
-    for values in (one, two, rng.exponential(size=50)):
-        n = len(values)
-        reference = stats.anderson(values, "norm").statistic
-        np.testing.assert_allclose(
-            anderson_darling_normal(values), reference * (1 + 4 / n - 25 / n**2)
-        )
-    assert anderson_darling_normal(one) < 1.8692 < anderson_darling_normal(two)
-    assert anderson_darling_normal(np.ones(10)) == 0.0  # constant: no evidence of two blobs

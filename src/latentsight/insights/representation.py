@@ -14,17 +14,8 @@ How it works, and why its tests are honest:
   half's train / evaluation labels and on features only, never on its own members' labels, so
   its members' counts are an honest sample: each group is tested with an exact binomial test of
   its evaluation count against the half's evaluation share.
-* Sub-populations: seeds of two populations that touch in the kNN graph join into one group (on
-  the demo, grayscale images and circles off the blue background, both evaluation-heavy). So each
-  group is cut as G-means does (``split_centres``): 2-means on the group's standardised reduced
-  latents, kept while the projection on the line through the two centres is not normal
-  (Anderson-Darling at the 1e-4 level, centres fitted on one half of the part and the test run on
-  the other), and each member goes to its nearest centre. The cut reads the group's features
-  only, so each part is as honest a sample as the group, and each part is tested on its own.
 * Reported population: the seeds of both halves joined through the kNN graph (the connected
-  component holding the tested group), each given to the nearest centre of the tested group's
-  parts; the evidence carries the tested part's counts. The two halves cut a region each, so a
-  region is usually reported twice with nearly the same members; the ranking merges them.
+  component holding the tested group); the evidence carries the tested half's counts.
 * Latent clusters and metadata slices are tested the same way on all labeled samples (they are
   chosen without the labels, so no split is needed).
 * Benjamini-Hochberg runs across every tested candidate. Effect: the population's share of the
@@ -40,7 +31,6 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
-from sklearn.cluster import KMeans
 from sklearn.kernel_approximation import Nystroem
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -56,18 +46,13 @@ from latentsight.insights.base import (
 )
 from latentsight.insights.describe import stands_out
 from latentsight.insights.populations import cluster_populations, metadata_populations
-from latentsight.insights.stats import (
-    anderson_darling_normal,
-    benjamini_hochberg,
-    binomial_test,
-)
+from latentsight.insights.stats import benjamini_hochberg, binomial_test
 
 RATIO_THRESHOLD = 3.0  # a seed's estimated density ratio (eval / train, or its inverse)
 MIN_EFFECT = 1.5  # a population's share ratio must reach this to be reported
 NYSTROEM_COMPONENTS = 300
 REGULARISATION_C = 1.0
 MAX_FIT_SAMPLES = 50_000  # the classifier of each half is fitted on at most this many samples
-NOT_NORMAL = 1.8692  # Anderson-Darling A*^2 at the 1e-4 level: above it, a group splits
 UNDER, OVER = "under_represented", "over_represented"
 ACTIONS = {
     UNDER: "Collect or label more training samples like these.",
@@ -100,12 +85,6 @@ def split_halves(train: np.ndarray, evals: np.ndarray, seed: int) -> np.ndarray:
     return half
 
 
-def standardise(vectors: np.ndarray) -> np.ndarray:
-    """Each dimension centred and scaled to unit variance: the space the ratio and splits use."""
-    x = vectors - vectors.mean(axis=0)
-    return x / (x.std(axis=0) + 1e-9)
-
-
 def density_log_ratio(
     vectors: np.ndarray, evals: np.ndarray, half: np.ndarray, seed: int
 ) -> np.ndarray:
@@ -114,7 +93,8 @@ def density_log_ratio(
     Each half is scored by a kernel logistic regression fitted on the other half; the model's
     log-odds minus the prior log-odds of the half it was fitted on is the log density ratio.
     """
-    x = standardise(vectors)
+    x = vectors - vectors.mean(axis=0)
+    x = x / (x.std(axis=0) + 1e-9)
     rng = np.random.default_rng(seed)
     log_ratio = np.full(len(x), np.nan)
     for h in (0, 1):
@@ -154,71 +134,36 @@ def _components(mask: np.ndarray, neighbors: np.ndarray, same: np.ndarray | None
     return np.where(mask, labels, -1)
 
 
-def split_centres(x: np.ndarray, min_size: int, seed: int) -> np.ndarray:
-    """Centres of a group's sub-populations, found as G-means does (Hamerly & Elkan 2003): a part
-    is cut in two by 2-means while its projection on the line through the two centres is not
-    normal (Anderson-Darling) and both sides keep ``min_size`` members. One blob: one centre.
-
-    The centres are fitted on one half of the part and the projection tested on the other, so
-    that the test does not see the direction chosen to look bimodal on the same points.
-    """
-    if len(x) < 4 * min_size:
-        return x.mean(axis=0, keepdims=True)
-    order = np.random.default_rng(seed).permutation(len(x))
-    two = KMeans(2, n_init=1, random_state=seed).fit(x[order[::2]])
-    side = two.predict(x)
-    along = x[order[1::2]] @ (two.cluster_centers_[0] - two.cluster_centers_[1])
-    if min(np.bincount(side, minlength=2)) < min_size or (
-        anderson_darling_normal(along) <= NOT_NORMAL
-    ):
-        return x.mean(axis=0, keepdims=True)
-    return np.vstack([split_centres(x[side == part], min_size, seed) for part in (0, 1)])
-
-
-def _nearest(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """The index of each row's nearest centre (squared distance less the row's own norm)."""
-    return ((centres**2).sum(axis=1) - 2 * x @ centres.T).argmin(axis=1)
-
-
 def _density_candidates(
     ctx: AnalysisContext, train: np.ndarray, evals: np.ndarray, half: np.ndarray, log_ratio
 ) -> list[_Candidate]:
-    """Groups of seeds, one half at a time, each split into its sub-populations, each part with
-    the counts of its own half."""
+    """Groups of seeds, one half at a time, each with the counts of its own half."""
     min_tested = max(ctx.settings.min_population // 2, 5)
     found: list[_Candidate] = []
     scored = ~np.isnan(log_ratio)
-    x = standardise(ctx.reduced)
     for direction, sign in ((UNDER, 1.0), (OVER, -1.0)):
         seeds = scored & (sign * np.nan_to_num(log_ratio) >= np.log(RATIO_THRESHOLD))
         within = _components(seeds, ctx.neighbors.indices, half)
         joined = _components(seeds, ctx.neighbors.indices, None)
         labels, sizes = np.unique(within[within >= 0], return_counts=True)
         for label in labels[sizes >= min_tested]:
-            group = np.flatnonzero(within == label)
-            h = int(half[group[0]])
-            population = np.flatnonzero(joined == joined[group[0]])
-            centres = split_centres(x[group], min_tested, ctx.settings.seed)
-            tested_part = _nearest(x[group], centres)
-            population_part = _nearest(x[population], centres)
-            for part in range(len(centres)):
-                tested = group[tested_part == part]
-                mask = np.zeros(ctx.n, dtype=bool)
-                mask[population[population_part == part]] = True
-                if mask.sum() < ctx.settings.min_population:
-                    continue
-                found.append(
-                    _Candidate(
-                        name="",
-                        source="density ratio",
-                        mask=mask,
-                        k_eval=int(evals[tested].sum()),
-                        k_train=int(train[tested].sum()),
-                        n_eval=int((evals & (half == h)).sum()),
-                        n_train=int((train & (half == h)).sum()),
-                        direction=direction,
-                    )
+            group = within == label
+            h = int(half[group][0])
+            population = joined == joined[group][0]
+            if population.sum() < ctx.settings.min_population:
+                continue
+            found.append(
+                _Candidate(
+                    name="",
+                    source="density ratio",
+                    mask=population,
+                    k_eval=int((group & evals).sum()),
+                    k_train=int((group & train).sum()),
+                    n_eval=int((evals & (half == h)).sum()),
+                    n_train=int((train & (half == h)).sum()),
+                    direction=direction,
                 )
+            )
     return found
 
 

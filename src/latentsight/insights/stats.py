@@ -98,18 +98,3 @@ def binomial_test_greater(k: np.ndarray, n: np.ndarray, p0: np.ndarray | float) 
     k, n = np.asarray(k, dtype=np.int64), np.asarray(n, dtype=np.int64)
     p = stats.binom.sf(k - 1, n, np.clip(np.asarray(p0, dtype=np.float64), 0.0, 1.0))
     return np.where(k <= 0, 1.0, np.clip(p, 0.0, 1.0))
-
-
-def anderson_darling_normal(values: np.ndarray) -> float:
-    """Anderson-Darling statistic of normality, mean and variance estimated from the values, with
-    Stephens' small-sample correction A*^2 = A^2 (1 + 4/n - 25/n^2); above 1.8692 the values are
-    not normal at the 1e-4 level. The statistic of ``scipy.stats.anderson`` before correction;
-    0 for constant values."""
-    values = np.sort(np.asarray(values, dtype=np.float64))
-    n = len(values)
-    if values[0] == values[-1]:
-        return 0.0
-    z = (values - values.mean()) / values.std(ddof=1)
-    weights = 2 * np.arange(1, n + 1) - 1
-    a2 = -n - np.mean(weights * (stats.norm.logcdf(z) + stats.norm.logsf(z[::-1])))
-    return float(a2 * (1 + 4 / n - 25 / n**2))
