@@ -124,21 +124,21 @@ def capture(model: nn.Module, dataset: Dataset, case: Case, out: Path, renders: 
 def round_seconds(
     runs: dict[str, Callable[[], None]],
     repeats: int,
-    before: dict[str, Callable[[], object]] | None = None,
+    before: dict[str, Callable[[], None]] | None = None,
 ) -> dict[str, list[float]]:
     """Wall time of each run in each of ``repeats`` rounds, after one warm-up round.
 
     The runs take turns within each round so that a change in the machine's load during the
     benchmark weighs on all of them alike; ``before[name]``, when given, runs untimed first.
     """
-    before = before or {}
+    prepare = {name: (before or {}).get(name, lambda: None) for name in runs}
     for name, run in runs.items():
-        before.get(name, lambda: None)()
+        prepare[name]()
         run()
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
-            before.get(name, lambda: None)()
+            prepare[name]()
             started = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - started)
@@ -159,16 +159,17 @@ def time_case(case: Case, n: int, repeats: int) -> dict[str, list[float]]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
 
-        def fresh() -> Path:
+        def remove_previous_run() -> None:
             shutil.rmtree(out, ignore_errors=True)
-            return out
 
         runs = {
             "plain": lambda: plain_inference(model, dataset),
             "capture": lambda: capture(model, dataset, case, out, False),
             "renders": lambda: capture(model, dataset, case, out, True),
         }
-        return round_seconds(runs, repeats, before={"capture": fresh, "renders": fresh})
+        return round_seconds(
+            runs, repeats, before={"capture": remove_previous_run, "renders": remove_previous_run}
+        )
 
 
 def peak_rss_now() -> int:

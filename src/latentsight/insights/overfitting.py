@@ -141,7 +141,7 @@ def permutation_gap_test(
     """
     masks = np.atleast_2d(np.asarray(masks, dtype=bool))
     rng = np.random.default_rng(seed)
-    means, nulls = [], []
+    means, overall = [], []
     for side in (train, evals):
         order = rng.permutation(np.flatnonzero(side))
         values = loss[order].astype(np.float64)
@@ -150,8 +150,8 @@ def permutation_gap_test(
         shifts = np.concatenate([[0], rng.integers(0, len(values), n_permutations)])
         sums = _shifted_sums(members, values, shifts)
         means.append(sums / counts[:, None])
-        nulls.append(values.mean())
-    (mean_t, mean_e), (overall_t, overall_e) = means, nulls
+        overall.append(values.mean())
+    (mean_t, mean_e), (overall_t, overall_e) = means, overall
     floor = 1e-9 * max(abs(overall_e), 1e-12)
     gap = mean_e - mean_t - (overall_e - overall_t)
     log_ratio = np.log(np.maximum(mean_e, floor) / np.maximum(mean_t, floor)) - np.log(
