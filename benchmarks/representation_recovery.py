@@ -1,5 +1,5 @@
 """Recovery of the demo's under-represented grayscale population by the representation detector,
-at the default demo size and at 3,000 / 1,000, and the clean control, on ``features.1``.
+at the default demo size and at 3,000 / 1,000, and the clean control, on ``features.1.0``.
 
 Per run: precision and recall of the under-represented insight that best matches the planted
 grayscale images, and the number of significant representation insights (the clean control must
@@ -55,7 +55,7 @@ from latentsight.insights.representation import (
     split_halves,
 )
 
-LAYER = "features.1"  # the first conv block keeps colour (see the detector's notes)
+LAYER = "features.1.0"  # the second convolution keeps colour (see docs/insights.md)
 RUNS = {
     "default (8000 / 2000)": ShapesConfig(seed=0),
     "3000 / 1000": ShapesConfig(n_train=3000, n_val=1000, seed=0),
@@ -108,7 +108,9 @@ def gray_only_score(ctx, gray: np.ndarray, seed: int = 0) -> np.ndarray:
         share = ctx.is_eval[group & labeled].mean()
         evals |= group & labeled & (rng.random(len(gray)) < share)
     train = labeled & ~evals
-    log_ratio = density_log_ratio(ctx.reduced, evals, split_halves(train, evals, seed), seed)
+    log_ratio = density_log_ratio(
+        ctx.reduced, evals, split_halves(train, evals, seed), ctx.neighbors.indices, seed
+    )
     return np.nan_to_num(log_ratio, nan=-np.inf)
 
 

@@ -159,7 +159,7 @@ def _truth(run) -> tuple[set[str], set[str]]:
 
 @pytest.mark.parametrize(
     ("layer", "view", "min_recall"),
-    [(None, "mean", 0.5), ("features.1", "mean", 0.95), ("features.2", "grid", 0.95)],
+    [(None, "mean", 0.5), ("features.1.0", "mean", 0.95), ("features.2", "grid", 0.95)],
 )
 def test_easy_copies_are_found_as_redundancy(shapes_run, layer, view, min_recall):
     ctx = analysis_context(shapes_run, layer, view)
@@ -249,7 +249,7 @@ def test_planted_leakage_is_found_exactly(tmp_path, demo_model):
 
 def test_clean_shapes_raise_no_duplicates(tmp_path, demo_model):
     run, _ = _captured(tmp_path, demo_model, plant=False)
-    for layer, view in [(None, "mean"), ("features.1", "mean"), ("features.2", "grid")]:
+    for layer, view in [(None, "mean"), ("features.1.0", "mean"), ("features.2", "grid")]:
         result = NearDuplicates().run(analysis_context(run, layer, view))
         assert result.insights == [], (layer, view, [i.title for i in result.insights])
         assert result.info["grouped_samples"] == 0, (layer, view)

@@ -24,7 +24,7 @@ def _significant(insights, kind):
 def test_demo_easy_copies_are_memorised(shapes_run):
     truth = pd.read_parquet(shapes_run.path / "extras/ground_truth.parquet")
     copies = set(truth.loc[truth["easy_copy"], "id"])
-    for layer in ("features.1", "classifier.3:input"):
+    for layer in ("features.1.0", "classifier.3:input"):
         ctx = analysis_context(shapes_run, layer=layer)
         memorised = _significant(Overfitting().run(ctx).insights, MEMORIZATION)
         population = sorted({i for insight in memorised for i in insight.population})

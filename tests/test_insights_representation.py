@@ -12,7 +12,13 @@ from torch import nn
 
 import latentsight as ls
 from latentsight.insights.base import AnalysisContext, AnalysisSettings
-from latentsight.insights.representation import OVER, UNDER, Representation
+from latentsight.insights.representation import (
+    OVER,
+    UNDER,
+    Representation,
+    density_log_ratio,
+    split_halves,
+)
 from latentsight.latent.clustering import cluster_latents
 from latentsight.latent.neighbors import neighbor_graph
 from latentsight.latent.projection import reduce
@@ -34,8 +40,8 @@ def _best_match(insights, target: set[str]):
 
 
 def test_demo_grayscale_is_under_represented(shapes_run):
-    # The first conv block keeps colour; deeper layers mix it away (see the detector's notes).
-    ctx = analysis_context(shapes_run, layer="features.1")
+    # An early convolution keeps colour; deeper layers mix it with shape (see docs/insights.md).
+    ctx = analysis_context(shapes_run, layer="features.1.0")
     truth = pd.read_parquet(shapes_run.path / "extras/ground_truth.parquet")
     gray = set(truth.loc[truth["grayscale"], "id"])
     result = Representation().run(ctx)
@@ -150,3 +156,26 @@ def test_hand_made_shift_is_found_in_both_directions():
         assert overlap / insight.size >= 0.5, insight.title
     top = _best_match(under, rare_ids).evidence[0]
     assert top.effect > 10 and top.details["source"] == "density ratio"
+
+
+def test_density_ratio_of_a_half_never_reads_that_half_labels():
+    # The tests are honest only if a half's scores come from the other half's labels alone: the
+    # neighbourhood average must read the same model for every neighbour, whichever half it is in.
+    rng = np.random.default_rng(1)
+    latents = rng.normal(size=(1200, 5))
+    subset = np.where(rng.random(1200) < 0.3, "val", "train")
+    subset[:80] = np.where(np.arange(80) < 70, "val", "train")  # an eval-heavy blob
+    latents[:80] += 3.0
+    ctx = hand_context(latents, subset, rng.exponential(size=1200))
+    evals, train = ctx.is_eval, ctx.is_train & ctx.is_labeled
+    half = split_halves(train, evals, seed=0)
+    neighbors = ctx.neighbors.indices
+    scores = density_log_ratio(ctx.reduced, evals, half, neighbors, seed=0)
+    assert np.nanmedian(scores[:80]) > np.log(3) > np.nanmedian(scores[80:])
+    for h in (0, 1):
+        shuffled = evals.copy()
+        members = np.flatnonzero(half == h)
+        shuffled[members] = rng.permutation(evals[members])  # same share, other samples
+        again = density_log_ratio(ctx.reduced, shuffled, half, neighbors, seed=0)
+        np.testing.assert_array_equal(again[half == h], scores[half == h])
+        assert not np.allclose(again[half == 1 - h], scores[half == 1 - h])

@@ -18,7 +18,7 @@ from latentsight.store.files import write_parquet
 from latentsight.store.manifest import MANIFEST
 from latentsight.store.run import Run
 
-DEMO_LAYERS = ["features.1", "features.2", "classifier.3:input"]
+DEMO_LAYERS = ["features.1.0", "features.2", "classifier.3:input"]
 GROUND_TRUTH = "extras/ground_truth.parquet"
 
 
