@@ -127,3 +127,22 @@ def test_help_explains_every_option(workdir):
         "--renders",
     ):
         assert option in result.stdout, option
+
+
+def test_insights_lists_one_line_each_and_shows_one_in_full(dashboard_run, tmp_path):
+    path = str(dashboard_run.path)
+    first = dashboard_run.insights[0]
+    listed = latentsight("insights", path, "--top", "3", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert first.title[:25] in listed.stdout
+    assert "what to do" not in listed.stdout and "--show RANK" in listed.stdout
+    shown = latentsight("insights", path, "--show", "1", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    opening = " ".join(first.action.split()[:4])
+    for expected in ("what it is", "what to do", opening, "Evidence", first.population[0]):
+        assert expected in shown.stdout, expected
+    assert first.evidence[0].detector in shown.stdout
+    beyond = len(dashboard_run.insights) + 1
+    missing = latentsight("insights", path, "--show", str(beyond), cwd=tmp_path)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert f"no insight of rank {beyond}" in missing.stderr

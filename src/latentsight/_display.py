@@ -132,7 +132,7 @@ def run_view(run: Run) -> Group:
 
 
 def insights_view(run: Run, top: int) -> Group:
-    """The ranked insights as a table, with what was analysed."""
+    """The ranked insights, one line each, with what was analysed and how to see one in full."""
     info = run.analysis_info
     insights = run.insights
     searched = info.get("layers_searched", [info["layer"]])
@@ -140,30 +140,59 @@ def insights_view(run: Run, top: int) -> Group:
         title=f"Insights: map of layer {info['layer']} ({info['view']} view), layers searched: "
         f"{', '.join(searched)}; {len(insights)} significant of {info['candidates']} tested",
         title_justify="left",
-        show_lines=True,
     )
-    for column in ("#", "kind", "finding", "samples", "effect", "q", "what to do"):
-        table.add_column(column, overflow="fold")
+    table.add_column("#", justify="right")
+    table.add_column("kind")
+    table.add_column("finding", overflow="fold")
+    for column in ("samples", "effect", "q"):
+        table.add_column(column, justify="right")
     for rank, insight in enumerate(insights[:top], start=1):
-        evidence = insight.evidence[0]
-        finding = f"[bold]{insight.title}[/]\n{insight.description}"
+        finding = insight.title
         if insight.merged:
-            finding += "\n[dim]also: " + "; ".join(insight.merged) + "[/]"
-        layers = sorted({e.layer for e in insight.evidence if e.layer is not None})
-        if layers:
-            finding += f"\n[dim]found in layer {', '.join(layers)}[/]"
+            finding += f" [dim](+{len(insight.merged)} merged)[/]"
         table.add_row(
             str(rank),
             insight.kind.replace("_", " "),
             finding,
             str(insight.size),
-            f"{evidence.effect:.3g}\n[dim]{evidence.effect_name}[/]",
+            f"{insight.evidence[0].effect:.3g}",
             f"{insight.q_value:.2g}",
-            insight.action,
         )
+    hint = f"One in full: latentsight insights {run.path} --show RANK"
+    if len(insights) > top:
+        hint += f"; all {len(insights)}: --top {len(insights)}"
     failed = {name: note["error"] for name, note in info["detectors"].items() if "error" in note}
-    parts: list[object] = [table]
+    parts: list[object] = [table, f"[dim]{hint}[/]"]
     if failed:
         lines = [f"{name}: {error}" for name, error in failed.items()]
         parts.append(Panel("\n".join(lines), title="detectors that failed", border_style="red"))
     return Group(*parts)
+
+
+def insight_view(run: Run, rank: int) -> Group:
+    """One insight in full: what was found and where, every piece of evidence, what to do."""
+    insight = run.insights[rank - 1]
+    facts = Table.grid(padding=(0, 2))
+    facts.add_row("[bold]kind[/]", insight.kind.replace("_", " "))
+    facts.add_row("[bold]samples[/]", f"{insight.size:,}")
+    facts.add_row("[bold]what it is[/]", insight.description)
+    facts.add_row("[bold]what to do[/]", insight.action)
+    if insight.merged:
+        facts.add_row("[bold]merged[/]", "\n".join(insight.merged))
+    shown = ", ".join(insight.population[:10])
+    more = f" and {insight.size - 10:,} more (run.insights[{rank - 1}].population)"
+    facts.add_row("[bold]members[/]", shown + (more if insight.size > 10 else ""))
+    evidence = Table(title="Evidence", title_justify="left")
+    for column in ("detector", "layer", "effect", "what the effect measures", "p", "q", "n"):
+        evidence.add_column(column, overflow="fold")
+    for item in insight.evidence:
+        evidence.add_row(
+            item.detector,
+            item.layer or "-",
+            f"{item.effect:.3g}",
+            item.effect_name,
+            f"{item.p_value:.2g}",
+            f"{item.q_value:.2g}",
+            f"{item.n:,}",
+        )
+    return Group(Panel(facts, title=f"#{rank} {insight.title}", title_align="left"), evidence)

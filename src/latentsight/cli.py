@@ -10,14 +10,14 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from latentsight import api
-from latentsight._display import check_view, insights_view, run_view
+from latentsight._display import check_view, insight_view, insights_view, run_view
 from latentsight._loading import (
     load_project,
     load_recorded_project,
     project_for_run,
     record_project,
 )
-from latentsight.errors import LatentsightError
+from latentsight.errors import LatentsightError, NotRecordedError
 
 if TYPE_CHECKING:
     from latentsight.project import Project
@@ -142,7 +142,15 @@ def insights(
     recompute: Annotated[
         bool, typer.Option(help="Analyse again even if the run already has an analysis.")
     ] = False,
-    top: Annotated[int, typer.Option(help="How many insights to print.")] = 20,
+    top: Annotated[int, typer.Option(help="How many insights to list.")] = 20,
+    show: Annotated[
+        Optional[int],  # noqa: UP045 - typer needs Optional on Python 3.10
+        typer.Option(
+            help="Print the insight of this rank in full: description, action, every piece of "
+            "evidence, members.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Analyse a stored run (no model needed) and print its ranked insights."""
     try:
@@ -150,7 +158,13 @@ def insights(
         stale = recompute or layer is not None or view != "mean"
         if stale or not (opened.path / "analysis" / "analysis.json").is_file():
             opened.analyze(layer=layer, view=view)
-        console.print(insights_view(opened, top))
+        count = len(opened.insights)
+        if show is not None and not 1 <= show <= count:
+            raise NotRecordedError(
+                f"There is no insight of rank {show}: the run has {count}; "
+                f"--show takes a rank from 1 to {count}."
+            )
+        console.print(insights_view(opened, top) if show is None else insight_view(opened, show))
     except LatentsightError as error:
         _fail(error)
 
