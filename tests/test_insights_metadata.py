@@ -16,6 +16,7 @@ from scipy import stats
 
 from latentsight.insights.base import AnalysisContext, AnalysisSettings
 from latentsight.insights.metadata_trends import MetadataTrends
+from latentsight.insights.populations import metadata_populations
 from latentsight.insights.stats import benjamini_hochberg
 from latentsight.latent.neighbors import neighbor_graph
 
@@ -212,3 +213,17 @@ def test_null_columns_are_flagged_at_most_at_the_nominal_rate():
     p = np.array([v["p"] for v in result.info["columns"].values()])
     assert (p < 0.05).mean() <= 0.1
     assert all(v["q"] >= ALPHA for v in result.info["columns"].values())
+
+
+def test_quantile_bins_are_named_by_the_values_their_members_take():
+    counts = np.arange(1000) % 10  # integers 0..9: the bins' own edges fall between them
+    samples = pd.DataFrame(
+        {"id": [f"s{i}" for i in range(1000)], "subset": "val", "loss": 1.0, "count": counts}
+    )
+    ctx = _context(samples, ["count"])
+    names = {p.name: p.mask for p in metadata_populations(ctx)}
+    assert names, "no bins"
+    for name, mask in names.items():
+        low, high = (float(v) for v in name.split("[")[1].rstrip("]").split(", "))
+        assert (low, high) == (counts[mask].min(), counts[mask].max()), name
+    assert sum(mask.sum() for mask in names.values()) == 1000  # the bins cover every sample

@@ -36,6 +36,13 @@ def cluster_populations(ctx: AnalysisContext) -> list[Population]:
     ]
 
 
+def _range_name(column: str, members: pd.Series) -> str:
+    """A bin named by the values its members take (the bin's own edges are half-open and padded:
+    an integer column's bin (3, 5] holds 4 and 5, so it is named "in [4, 5]")."""
+    low, high = members.min(), members.max()
+    return f"{column} = {low:.3g}" if low == high else f"{column} in [{low:.3g}, {high:.3g}]"
+
+
 def metadata_populations(ctx: AnalysisContext) -> list[Population]:
     """Categorical values, and quantile bins of numeric columns, of every metadata column.
 
@@ -77,11 +84,6 @@ def metadata_populations(ctx: AnalysisContext) -> list[Population]:
             for interval in bins.cat.categories:
                 mask = (bins == interval).to_numpy()
                 found.append(
-                    Population(
-                        f"{column} in [{interval.left:.3g}, {interval.right:.3g}]",
-                        "metadata",
-                        mask,
-                        column,
-                    )
+                    Population(_range_name(column, numbers[mask]), "metadata", mask, column)
                 )
     return [p for p in found if ctx.settings.min_population <= p.mask.sum() <= ctx.n // 2]
