@@ -125,12 +125,9 @@ def density_log_ratio(
             ),
             LogisticRegression(C=REGULARISATION_C, max_iter=1000),
         ).fit(x[fit], labels)
-        scored = np.flatnonzero(half == h)
-        around = neighbourhood[scored]
-        reached = np.unique(around)
-        at_point = np.zeros(len(x))
-        at_point[reached] = model.decision_function(x[reached]) - np.log(prior / (1 - prior))
-        log_ratio[scored] = at_point[around].mean(axis=1)
+        at_point = model.decision_function(x) - np.log(prior / (1 - prior))
+        scored = half == h
+        log_ratio[scored] = at_point[neighbourhood[scored]].mean(axis=1)
     return log_ratio
 
 
