@@ -23,6 +23,19 @@ def test_conv_map_keeps_the_spatial_mean_and_a_grid():
     assert pooler.dims == {"mean": 6, "grid": 96}
 
 
+def test_mean_view_is_the_spatial_mean_whichever_way_the_grid_is_made():
+    """Even cells (the mean read from the cells), uneven overlapping cells, one position per
+    cell, and a projection folded into the pooling each take their own path to the mean view."""
+    folded = PoolingSettings(grid=4, grid_dim=64, grid_project_above=128)
+    for height, width in ((8, 8), (7, 5), (4, 4), (3, 3), (12, 12)):
+        for settings in (PoolingSettings(), folded):
+            x = torch.randn(6, 24, height, width)
+            expected = x.mean(dim=(2, 3))
+            views = LayerPooler("layer", "conv", (24, height, width), settings)(x)
+            x.relu_()  # the model goes on changing the activation in place after the hook
+            torch.testing.assert_close(views["mean"], expected)
+
+
 def test_grid_above_the_limit_is_projected_with_a_fixed_seeded_matrix():
     x = torch.randn(4, 64, 8, 8)
     settings = PoolingSettings(grid=4, grid_dim=100)

@@ -101,13 +101,14 @@ def forward_items(spec: ForwardSpec, items: Sequence[ParsedItem]) -> ForwardResu
             targets = to_device(batch.targets, spec.device)
             computed.update(loss_components(spec.loss, outputs, targets, size))
             computed.update(metric_columns(spec.metrics, outputs, targets, size))
-        vectors = {
-            (layer, view): value for layer, views in pooled.items() for view, value in views.items()
+        latents = {
+            (layer, view): value.cpu().numpy()
+            for layer, views in pooled.items()
+            for view, value in views.items()
         }
-        scores = [value for name, value in computed.items() if name.startswith(("loss", "metric_"))]
-        checked = per_sample_floats(outputs, size) + scores + list(vectors.values())
-        keep = rows_finite(checked, size).numpy()
-        latents = {key: value.cpu().numpy() for key, value in vectors.items()}
+        stored = {name: _numpy(value) for name, value in computed.items()}
+        scores = [value for name, value in stored.items() if name.startswith(("loss", "metric_"))]
+        keep = rows_finite(per_sample_floats(outputs, size), scores + list(latents.values()), size)
     columns: dict[str, Any] = {
         "id": batch.ids,
         "subset": [item.subset for item in items],
@@ -115,7 +116,7 @@ def forward_items(spec: ForwardSpec, items: Sequence[ParsedItem]) -> ForwardResu
     }
     if labeled:
         columns["target"] = target_column(batch.targets, size)
-    columns.update({name: _numpy(value) for name, value in computed.items()})
+    columns.update(stored)
     single_label = labeled and np.ndim(columns["target"]) == 1
     if single_label and spec.task in ("classification", "binary") and "prediction" in columns:
         columns["correct"] = columns["prediction"] == columns["target"]
