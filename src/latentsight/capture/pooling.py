@@ -9,7 +9,6 @@ Sequences keep the mean over positions and a grid over ``grid`` segments of posi
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass
@@ -109,9 +108,8 @@ class SpatialOperators:
 
     def to(self, device: torch.device) -> SpatialOperators:
         """The same operators on ``device``."""
-        return SpatialOperators(
-            *(None if matrix is None else matrix.to(device) for matrix in dataclasses.astuple(self))
-        )
+        matrices = (self.pool, self.project, self.average, self.cell_average)
+        return SpatialOperators(*(None if m is None else m.to(device) for m in matrices))
 
 
 def spatial_operators(
