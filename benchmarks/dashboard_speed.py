@@ -55,8 +55,8 @@ from latentsight.insights.describe import enriched_metadata
 from latentsight.latent.neighbors import neighbor_graph
 from latentsight.store.analysis import MAP, write_analysis
 from latentsight.store.files import write_json
-from latentsight.store.manifest import ANALYSIS, SCHEMA_VERSION
-from latentsight.store.writer import QUARANTINE_SCHEMA
+from latentsight.store.manifest import ANALYSIS, RENDERS, SCHEMA_VERSION
+from latentsight.store.writer import QUARANTINE_SCHEMA, RENDER_GROUP_ROWS
 
 CLIENTS = 20
 MAP_GOAL_S = 2.0
@@ -74,6 +74,7 @@ CHROMIUM_ARGS = [
 ]
 METADATA = ["size", "colour", "background", "clutter", "occlusion"]
 SHAPE = {"height": 32, "width": 32, "channels": 3}  # of the synthetic renders
+PART_ROWS = 4096  # renders per Parquet part, as a capture with the default chunk size writes them
 
 
 def write_synthetic_run(path: Path, n: int, seed: int = 0) -> None:
@@ -125,7 +126,13 @@ def write_synthetic_run(path: Path, n: int, seed: int = 0) -> None:
             "text": pa.nulls(n, pa.string()),
         }
     )
-    pq.write_table(renders, path / "renders.parquet", row_group_size=1024)
+    (path / RENDERS).mkdir()
+    for part, start in enumerate(range(0, n, PART_ROWS)):
+        pq.write_table(
+            renders.slice(start, PART_ROWS),
+            path / RENDERS / f"part-{part:06d}.parquet",
+            row_group_size=RENDER_GROUP_ROWS,
+        )
     coords = latents[:, :2] + rng.normal(0, 0.3, (n, 2)).astype(np.float32)
     map_frame = pd.DataFrame(
         {"id": ids, "x": coords[:, 0], "y": coords[:, 1], "cluster": blob, "noise": False}

@@ -12,6 +12,7 @@ from conftest import TinyCNN, image_items
 from torch import nn
 
 import latentsight as ls
+from latentsight.report.renders import RenderIndex
 
 
 def analyze(project, path, **options):
@@ -230,11 +231,17 @@ def test_token_sequences_with_a_text_render(tmp_path):
 
 def test_image_render_is_stored_by_default(tmp_path, data):
     run = analyze(
-        ls.Project(model=TinyCNN(), data=data, loss=ls.losses.cross_entropy), tmp_path / "run"
+        ls.Project(model=TinyCNN(), data=data, loss=ls.losses.cross_entropy),
+        tmp_path / "run",
+        batch_size=8,
+        chunk_size=16,
     )
-    picture = np.asarray(run.render("val/5"))
-    expected = (data["val"][5][0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
-    np.testing.assert_array_equal(picture, expected)
+    index = RenderIndex(run.path)
+    for subset, items in data.items():
+        for position, (image, _) in enumerate(items):
+            expected = (image.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+            np.testing.assert_array_equal(np.asarray(run.render(f"{subset}/{position}")), expected)
+            np.testing.assert_array_equal(index.get(f"{subset}/{position}").pixels, expected)
     with pytest.raises(ls.NotRecordedError, match="No sample with id 'val/99'"):
         run.render("val/99")
 

@@ -13,9 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TinyCNN
 
 import latentsight as ls
+import latentsight.store.writer as writer_module
 from latentsight._loading import load_project
+from latentsight.report.renders import RenderIndex
 
 PROJECT_FILE = textwrap.dedent(
     """
@@ -61,8 +64,10 @@ def _tables_equal(a: ls.Run, b: ls.Run) -> None:
     for layer in a.layers:
         for view in a.views(layer):
             assert np.array_equal(a.latent(layer, view), b.latent(layer, view))
-    for sample_id in ("train/0", "train/299", "val/119"):
-        assert a.render(sample_id).tobytes() == b.render(sample_id).tobytes()
+    renders_a, renders_b = RenderIndex(a.path), RenderIndex(b.path)
+    assert set(renders_a.where) == set(a.samples["id"])
+    for sample_id in a.samples["id"]:
+        assert np.array_equal(renders_a.get(sample_id).pixels, renders_b.get(sample_id).pixels)
 
 
 @pytest.fixture
@@ -134,3 +139,52 @@ def test_resume_refuses_different_settings(tmp_path, project_file):
         ls.analyze(
             project, out, resume=True, batch_size=16, chunk_size=24, progress=False, insights=False
         )
+
+
+class _Stopped(Exception):
+    """Stands for a capture killed while it finalizes the run."""
+
+
+def _stop_at_second_call(real):
+    calls = []
+
+    def stop(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise _Stopped
+        return real(*args, **kwargs)
+
+    return stop
+
+
+def _stop_before_complete(real):
+    def stop(path, payload):
+        if payload.get("status") == "complete":
+            raise _Stopped
+        real(path, payload)
+
+    return stop
+
+
+@pytest.mark.parametrize(
+    ("where", "stop"),
+    [("link", _stop_at_second_call), ("write_json", _stop_before_complete)],
+    ids=["while-placing-the-renders", "before-marking-complete"],
+)
+def test_a_capture_stopped_while_finalizing_resumes_to_an_identical_run(
+    tmp_path, data, monkeypatch, where, stop
+):
+    project = ls.Project(model=TinyCNN(), data=data, loss=ls.losses.cross_entropy)
+    out, settings = tmp_path / "run", dict(batch_size=8, chunk_size=16, progress=False)
+    target = writer_module.os if where == "link" else writer_module
+    monkeypatch.setattr(target, where, stop(getattr(target, where)))
+    with pytest.raises(_Stopped):
+        ls.analyze(project, out, insights=False, **settings)
+    monkeypatch.undo()
+    with pytest.raises(ls.RunStoreError, match=r"incomplete.*--resume"):
+        ls.open_run(out)
+
+    resumed = ls.analyze(project, out, resume=True, insights=False, **settings)
+    fresh = ls.analyze(project, tmp_path / "fresh", insights=False, **settings)
+    _tables_equal(resumed, fresh)
+    assert len(fresh.samples) == 64

@@ -74,6 +74,17 @@ class _ChunkItems(Dataset):
 
 
 SAMPLE_KEYS = pa.schema([("id", pa.string()), ("subset", pa.string()), ("index", pa.int64())])
+RENDERS_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("kind", pa.string()),
+        ("pixels", pa.binary()),
+        ("height", pa.int32()),
+        ("width", pa.int32()),
+        ("channels", pa.int32()),
+        ("text", pa.string()),
+    ]
+)
 
 
 def _column_array(values: Any) -> pa.Array:
@@ -114,29 +125,21 @@ def _concat(tables: Sequence[pa.Table], empty: pa.Schema) -> pa.Table:
 
 
 def _renders_table(batches: Sequence[tuple[dict[str, Any], list[StoredRender]]]) -> pa.Table:
-    """The renders of the batches, keyed like their samples."""
-    if not batches:
-        return SAMPLE_KEYS.empty_table()
+    """The renders of the batches, keyed by sample id, in the run's final form."""
     renders = [render for _, rendered in batches for render in rendered]
+    shapes = [(None, None, None) if pixels is None else pixels.shape for _, pixels, _ in renders]
     return pa.table(
         {
             "id": [sample_id for columns, _ in batches for sample_id in columns["id"]],
-            "subset": [subset for columns, _ in batches for subset in columns["subset"]],
-            "index": np.concatenate([columns["index"] for columns, _ in batches]),
             "kind": [kind for kind, _, _ in renders],
-            "pixels": pa.array(
-                [None if pixels is None else pixels.tobytes() for _, pixels, _ in renders],
-                type=pa.binary(),
-            ),
+            "pixels": [None if pixels is None else pixels.tobytes() for _, pixels, _ in renders],
             **{
-                name: pa.array(
-                    [None if pixels is None else pixels.shape[axis] for _, pixels, _ in renders],
-                    type=pa.int32(),
-                )
+                name: [shape[axis] for shape in shapes]
                 for axis, name in enumerate(("height", "width", "channels"))
             },
-            "text": pa.array([text for _, _, text in renders], type=pa.string()),
-        }
+            "text": [text for _, _, text in renders],
+        },
+        schema=RENDERS_SCHEMA,
     )
 
 

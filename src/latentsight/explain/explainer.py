@@ -29,7 +29,7 @@ from latentsight.explain.targets import (
     target_classes,
 )
 from latentsight.render import picture
-from latentsight.store.manifest import RENDERS
+from latentsight.store.manifest import render_parts
 from latentsight.store.run import stored_renders
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def default_layer(session: ModelSession) -> str:
 
 def stored_images(run: Run, ids: Sequence[str]) -> np.ndarray | None:
     """The run's stored pictures of these samples (``N x H x W x 3``), or None if it has none."""
-    if not (run.path / RENDERS).is_file():
+    if not render_parts(run.path):
         return None
     found = {
         sample_id: drawn

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from latentsight.render import RENDER_COLUMNS, png, stored_pixels
-from latentsight.store.manifest import RENDERS
+from latentsight.store.manifest import render_parts
 
 _CACHED_GROUPS = 8
 
@@ -38,49 +38,50 @@ class Render:
 
 
 class RenderIndex:
-    """An id -> (row group, position) index over ``renders.parquet``; reads one row group per miss.
+    """An id -> (part, row group, position) index over a run's renders; reads one row group per
+    miss.
 
-    Memory holds the ids and a few decoded row groups, however many samples the run has.
+    Memory holds the ids and a few decoded row groups, however many samples the run has; a part
+    is opened only to read from it, so no file stays open however many parts there are.
     """
 
     def __init__(self, run_dir: Path) -> None:
-        self.file = Path(run_dir) / RENDERS
+        self._parts = render_parts(Path(run_dir))
         self._lock = threading.Lock()
-        self._groups: OrderedDict[int, dict[str, list]] = OrderedDict()
-        self.where: dict[str, tuple[int, int]] = {}
+        self._groups: OrderedDict[tuple[int, int], dict[str, list]] = OrderedDict()
+        self.where: dict[str, tuple[int, int, int]] = {}
         self.kinds: dict[str, str] = {}
-        if not self.file.is_file():
-            self._parquet = None
-            return
-        self._parquet = pq.ParquetFile(self.file)
-        for group in range(self._parquet.num_row_groups):
-            table = self._parquet.read_row_group(group, columns=["id", "kind"])
-            ids, kinds = table.column("id").to_pylist(), table.column("kind").to_pylist()
-            for position, (sample_id, kind) in enumerate(zip(ids, kinds, strict=True)):
-                self.where[sample_id] = (group, position)
-                self.kinds[sample_id] = kind
+        for number, file in enumerate(self._parts):
+            part = pq.ParquetFile(file)
+            for group in range(part.num_row_groups):
+                table = part.read_row_group(group, columns=["id", "kind"])
+                ids, kinds = table.column("id").to_pylist(), table.column("kind").to_pylist()
+                for position, (sample_id, kind) in enumerate(zip(ids, kinds, strict=True)):
+                    self.where[sample_id] = (number, group, position)
+                    self.kinds[sample_id] = kind
 
     @property
     def available(self) -> bool:
         """Whether the run stored renders at all."""
-        return self._parquet is not None
+        return bool(self._parts)
 
     def get(self, sample_id: str) -> Render | None:
         """The render of a sample, or None when it has none."""
         found = self.where.get(sample_id)
-        if found is None or self._parquet is None:
+        if found is None:
             return None
-        group, position = found
+        number, group, position = found
         with self._lock:
-            columns = self._groups.get(group)
+            columns = self._groups.get((number, group))
             if columns is None:
-                table = self._parquet.read_row_group(group, columns=list(RENDER_COLUMNS))
+                part = pq.ParquetFile(self._parts[number])
+                table = part.read_row_group(group, columns=list(RENDER_COLUMNS))
                 columns = {name: table.column(name).to_pylist() for name in table.column_names}
-                self._groups[group] = columns
+                self._groups[(number, group)] = columns
                 if len(self._groups) > _CACHED_GROUPS:
                     self._groups.popitem(last=False)
             else:
-                self._groups.move_to_end(group)
+                self._groups.move_to_end((number, group))
         return Render(
             columns["kind"][position],
             stored_pixels(*(columns[name][position] for name in RENDER_COLUMNS[1:5])),

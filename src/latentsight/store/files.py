@@ -58,10 +58,17 @@ def parquet_options(schema: pa.Schema, *, compress: bool = True) -> dict[str, An
     }
 
 
-def write_parquet(path: Path, table: pa.Table, *, compress: bool = True) -> None:
+def write_parquet(
+    path: Path, table: pa.Table, *, compress: bool = True, row_group_size: int | None = None
+) -> None:
     """Write a Parquet file atomically (``compress=False`` for a short-lived file)."""
     temporary = _temporary(path)
-    pq.write_table(table, temporary, **parquet_options(table.schema, compress=compress))
+    pq.write_table(
+        table,
+        temporary,
+        row_group_size=row_group_size,
+        **parquet_options(table.schema, compress=compress),
+    )
     _commit(temporary, path)
 
 

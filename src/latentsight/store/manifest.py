@@ -8,16 +8,22 @@ from typing import Any
 
 from latentsight.errors import NotRecordedError, RunStoreError
 
-SCHEMA_VERSION = 2  # 2: renders stored as raw pixels
+SCHEMA_VERSION = 3  # 2: renders stored as raw pixels; 3: renders as ordered Parquet parts
 MANIFEST = "manifest.json"
 SAMPLES = "samples.parquet"
 QUARANTINE = "quarantine.parquet"
-RENDERS = "renders.parquet"
+RENDERS = "renders"  # a directory of Parquet parts, in samples order
 LATENTS = "latents"
 CAPTURE_SHARDS = "_capture"
 ANALYSIS = "analysis"
 STATUS_CAPTURING = "capturing"
 STATUS_COMPLETE = "complete"
+
+
+def render_parts(run_dir: Path) -> list[Path]:
+    """The Parquet parts of a run's renders in samples order; none when it stored no renders."""
+    directory = run_dir / RENDERS
+    return sorted(directory.glob("part-*.parquet")) if directory.is_dir() else []
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:

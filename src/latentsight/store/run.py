@@ -24,6 +24,7 @@ from latentsight.store.manifest import (
     STATUS_COMPLETE,
     layer_entry,
     read_manifest,
+    render_parts,
 )
 
 if TYPE_CHECKING:
@@ -52,7 +53,8 @@ def stored_renders(run_dir: Path, ids: Sequence[str]) -> dict[str, np.ndarray | 
     """The stored renders of these samples by id, in one query: pixels, or the text drawn."""
     with duckdb.connect() as connection:
         rows = connection.execute(
-            f"SELECT id, {', '.join(RENDER_COLUMNS)} FROM read_parquet('{run_dir / RENDERS}') "
+            f"SELECT id, {', '.join(RENDER_COLUMNS)} "
+            f"FROM read_parquet('{run_dir / RENDERS / 'part-*.parquet'}') "
             "WHERE id IN (SELECT unnest(?))",
             [list(ids)],
         ).fetchall()
@@ -163,7 +165,7 @@ class Run:
 
     def render(self, sample_id: str) -> Image.Image | str:
         """The stored picture (or text) of a sample, as the Project's render drew it."""
-        if not (self.path / RENDERS).is_file():
+        if not render_parts(self.path):
             raise NotRecordedError(
                 "This run stored no renders: give the Project a render function (inputs that "
                 "are image tensors get one by default)."

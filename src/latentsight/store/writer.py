@@ -30,6 +30,8 @@ from latentsight.store.manifest import (
     read_manifest,
 )
 
+RENDER_GROUP_ROWS = 1024  # a reader decodes one row group to show one picture
+
 QUARANTINE_SCHEMA = pa.schema(
     [("id", pa.string()), ("subset", pa.string()), ("index", pa.int64()), ("error", pa.string())]
 )
@@ -244,7 +246,9 @@ class RunWriter:
             array.flush()
         write_parquet(self._shard(subset, chunk, "failed"), failed, compress=False)
         if renders is not None:
-            write_parquet(self._shard(subset, chunk, "renders"), renders, compress=False)
+            write_parquet(
+                self._shard(subset, chunk, "renders"), renders, row_group_size=RENDER_GROUP_ROWS
+            )
         write_parquet(self._shard(subset, chunk, "samples"), samples, compress=False)
 
     def wait(self) -> None:
@@ -278,7 +282,7 @@ class RunWriter:
         _write_samples(shards, self.path / SAMPLES, order)
         render_files = _ordered_shards(shards, "renders", order)
         if render_files:
-            _copy_ordered(render_files, self.path / RENDERS)
+            _link_parts(render_files, self.path / RENDERS)
         n_rows = self.manifest["n_rows_planned"] - len(failed_rows)
         for array in self.arrays.values():
             if len(failed_rows):
@@ -353,24 +357,24 @@ def _ordered_shards(shards: Path, kind: str, order: dict[str, int]) -> list[Path
     ]
 
 
-def _copy_ordered(files: list[Path], destination: Path) -> None:
-    """Join shards already in run order into one file without their ``subset`` and ``index``.
+def _link_parts(files: list[Path], destination: Path) -> None:
+    """Make the render shards, already in run order, the run's numbered parts, in one rename.
 
-    A thousand rows at a time are in memory, however many samples the run has.
+    Capture wrote them in their final form, so nothing is decoded or encoded again. Hard links
+    (copies where the file system has none) keep the shards until the run is complete: a
+    finalize that is killed starts again from them.
     """
-    schema = pa.unify_schemas([pq.read_schema(file) for file in files])
-    schema = pa.schema([field for field in schema if field.name not in ("subset", "index")])
     temporary = destination.with_name(f".{destination.name}.tmp")
-    with pq.ParquetWriter(temporary, schema, **parquet_options(schema)) as out:
-        for file in files:
-            shard = pq.ParquetFile(file)
-            if not shard.metadata.num_rows:
-                continue
-            for batch in shard.iter_batches(
-                batch_size=1024, columns=schema.names, use_threads=False
-            ):
-                out.write_table(pa.Table.from_batches([batch]).select(schema.names).cast(schema))
-    temporary.replace(destination)
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir()
+    for number, file in enumerate(files):
+        part = temporary / f"part-{number:06d}.parquet"
+        try:
+            os.link(file, part)
+        except OSError:
+            shutil.copyfile(file, part)
+    shutil.rmtree(destination, ignore_errors=True)
+    temporary.rename(destination)
 
 
 def _drop_rows(array: LatentArray, rows: np.ndarray, block: int = 65536) -> None:
