@@ -71,12 +71,19 @@ def test_typical_distance_ignores_a_quarter_of_copies():
 # --- hand-made latent space: exact answers ---------------------------------------------------------
 
 
-def _context(latents: np.ndarray, subsets: list[str]) -> AnalysisContext:
+def _context(
+    latents: np.ndarray,
+    subsets: list[str],
+    targets: np.ndarray | None = None,
+    task: str = "classification",
+) -> AnalysisContext:
     """An AnalysisContext over given latent vectors (reduced = latents), nothing else analysed."""
     n = len(latents)
     samples = pd.DataFrame(
         {"id": [f"s{i}" for i in range(n)], "subset": subsets, "loss": np.ones(n)}
     )
+    if targets is not None:
+        samples["target"] = targets
     return AnalysisContext(
         samples=samples,
         layer="toy",
@@ -89,7 +96,7 @@ def _context(latents: np.ndarray, subsets: list[str]) -> AnalysisContext:
         loss_columns=["loss"],
         metrics={},
         metadata_columns=[],
-        task="classification",
+        task=task,
         settings=AnalysisSettings(),
     )
 
@@ -116,6 +123,31 @@ def test_hand_made_leakage_and_redundancy_found_exactly():
     scores = result.scores.set_index("id")
     assert scores.loc["s600", "duplicate_group"] == scores.loc["s100", "duplicate_group"] >= 0
     assert (scores["duplicate_group"] >= 0).sum() == 26
+
+
+def test_near_copies_of_another_class_are_not_leakage():
+    rng = np.random.default_rng(2)
+    latents = rng.normal(size=(800, 6))
+    subsets = ["train"] * 600 + ["val"] * 200
+    targets = rng.integers(0, 4, 800)
+    copies = {600: 100, 601: 200, 602: 300}  # val copies of train samples
+    for val, train in copies.items():
+        latents[val] = latents[train] + rng.normal(scale=0.01, size=6)
+        targets[val] = targets[train]
+    targets[602] = (targets[300] + 1) % 4  # a copy labelled as another class
+    # Look-alikes of two classes in train, and a val sample among them: not copies of one image.
+    latents[[400, 401, 603]] = latents[400] + rng.normal(scale=0.01, size=(3, 6))
+    targets[[400, 401, 603]] = [0, 1, 0]
+
+    result = NearDuplicates().run(_context(latents, subsets, targets))
+    [leak] = [i for i in result.insights if i.kind == "leakage"]
+    assert set(leak.population) == {"s100", "s600", "s200", "s601"}
+    assert leak.evidence[0].counts == {"train": 2, "val": 2}
+    assert result.info["leaking_groups"] == 2 and result.info["conflicting_groups"] == 2
+    # Without class labels (regression) every group spanning train and val is leakage.
+    result = NearDuplicates().run(_context(latents, subsets, targets, task="regression"))
+    [leak] = [i for i in result.insights if i.kind == "leakage"]
+    assert {i for i in leak.population if i.startswith("s6")} == {"s600", "s601", "s602", "s603"}
 
 
 def _cloud(rng: np.random.Generator, kind: str, dim: int, n: int = 1200) -> np.ndarray:

@@ -30,7 +30,10 @@ How samples are called near-duplicates, and how that is tested:
 * Every sample is a potential group centre, so the groups' ``u`` are corrected by
   Benjamini-Hochberg over all ``N`` samples; groups with ``q < alpha`` are kept. A group with
   training and evaluation members is leakage; one inside the training subset is redundancy; one
-  inside another subset only gets per-sample scores. An insight's p-value is the Simes
+  inside another subset only gets per-sample scores. With class labels, the evaluation members
+  that leak are those carrying the one label that all the group's training members share: on
+  the demo, faint objects too small to see make near-identical images of different classes,
+  whose evaluation loss is high, not inflated (a false "leakage" before this rule). An insight's p-value is the Simes
   combination of its groups' ``u`` over the same ``N``.
 * Effect: typical distance / the population's median duplicate distance ("how many times closer
   than usual"), capped at ``MAX_EFFECT`` so that exact copies (distance 0) stay finite.
@@ -270,6 +273,26 @@ def effect_of(ratios: np.ndarray) -> float:
     return float(min(1.0 / max(float(np.median(ratios)), 1.0 / MAX_EFFECT), MAX_EFFECT))
 
 
+def _labelled_like_train(ctx: AnalysisContext, groups: np.ndarray) -> np.ndarray:
+    """Per sample: whether its group's training members all carry one class label, and it too.
+
+    Copies share their label. A group whose training members disagree holds near-identical
+    inputs of different classes (an object too small or faint to see), not copies; and an
+    evaluation sample that nearly copies training samples of another class is no leak: the
+    model learned the other label for it, so its loss is high, not inflated. All True where
+    labels are not classes (regression, multi-label, no targets).
+    """
+    if ctx.task not in ("classification", "binary") or "target" not in ctx.samples:
+        return np.ones(ctx.n, dtype=bool)
+    target = pd.to_numeric(ctx.samples["target"], errors="coerce").to_numpy(dtype=np.float64)
+    if np.isnan(target[ctx.is_labeled]).any():
+        return np.ones(ctx.n, dtype=bool)
+    in_train = (groups >= 0) & ctx.is_train
+    train_labels = pd.Series(target[in_train]).groupby(groups[in_train])
+    agreed = train_labels.first()[train_labels.nunique() == 1]
+    return target == agreed.reindex(groups).to_numpy(dtype=np.float64)
+
+
 @register
 class NearDuplicates(Detector):
     """Near-duplicate groups: leakage between training and evaluation data, redundancy in train."""
@@ -302,7 +325,9 @@ class NearDuplicates(Detector):
         grouped = labels >= 0
         train_count = np.bincount(labels[grouped], ctx.is_train[grouped], n_groups)
         eval_count = np.bincount(labels[grouped], ctx.is_eval[grouped], n_groups)
-        leaking = np.flatnonzero((train_count > 0) & (eval_count > 0))
+        spanning = np.flatnonzero((train_count > 0) & (eval_count > 0))
+        leaked = np.isin(labels, spanning) & ctx.is_eval & _labelled_like_train(ctx, labels)
+        leaking = np.unique(labels[leaked])
         redundant = np.flatnonzero((train_count >= 2) & (eval_count == 0))
         # The gap test's u of each kept group (kept groups are candidate groups, renumbered).
         kept_u = np.ones(n_groups)
@@ -317,6 +342,7 @@ class NearDuplicates(Detector):
             "groups": n_groups,
             "grouped_samples": int(grouped.sum()),
             "leaking_groups": len(leaking),
+            "conflicting_groups": len(spanning) - len(leaking),
             "redundant_groups": len(redundant),
         }
         candidates = []
@@ -326,8 +352,12 @@ class NearDuplicates(Detector):
             candidates.append(("redundancy", redundant))
         p_values = np.array([simes(kept_u[groups], ctx.n) for _, groups in candidates])
         q_values = benjamini_hochberg(p_values)
+        members = {
+            "leakage": np.isin(labels, leaking) & (ctx.is_train | leaked),
+            "redundancy": np.isin(labels, redundant),
+        }
         insights = [
-            self._insight(ctx, found, kind, groups, float(p), float(q))
+            self._insight(ctx, found, kind, groups, members[kind], float(p), float(q))
             for (kind, groups), p, q in zip(candidates, p_values, q_values, strict=True)
         ]
         return DetectorResult(insights, scores=scores, info={**info, "tested": len(candidates)})
@@ -338,17 +368,17 @@ class NearDuplicates(Detector):
         found: DuplicateGroups,
         kind: str,
         groups: np.ndarray,
+        mask: np.ndarray,
         p: float,
         q: float,
     ) -> Insight:
-        """One leakage or redundancy insight over all of its groups."""
+        """One leakage or redundancy insight over the members (``mask``) of its groups."""
         samples = ctx.samples
-        mask = np.isin(found.labels, groups)
         subsets = samples.loc[mask, "subset"].value_counts().to_dict()
         effect = effect_of(found.ratio[mask])
         listed = []
         for group in groups[:GROUPS_LISTED]:
-            members = found.labels == group
+            members = mask & (found.labels == group)
             listed.append(
                 {
                     "group": int(group),
