@@ -138,16 +138,19 @@ def test_near_copies_of_another_class_are_not_leakage():
     # Look-alikes of two classes in train, and a val sample among them: not copies of one image.
     latents[[400, 401, 603]] = latents[400] + rng.normal(scale=0.01, size=(3, 6))
     targets[[400, 401, 603]] = [0, 1, 0]
+    # Three training copies, one of them mislabelled, and a val copy: the majority label leaks.
+    latents[[500, 501, 502, 604]] = latents[500] + rng.normal(scale=0.01, size=(4, 6))
+    targets[[500, 501, 502, 604]] = [1, 1, 2, 1]
 
     result = NearDuplicates().run(_context(latents, subsets, targets))
     [leak] = [i for i in result.insights if i.kind == "leakage"]
-    assert set(leak.population) == {"s100", "s600", "s200", "s601"}
-    assert leak.evidence[0].counts == {"train": 2, "val": 2}
-    assert result.info["leaking_groups"] == 2 and result.info["conflicting_groups"] == 2
+    assert set(leak.population) == {f"s{i}" for i in (100, 600, 200, 601, 500, 501, 502, 604)}
+    assert leak.evidence[0].counts == {"train": 5, "val": 3}
+    assert result.info["leaking_groups"] == 3 and result.info["conflicting_groups"] == 2
     # Without class labels (regression) every group spanning train and val is leakage.
     result = NearDuplicates().run(_context(latents, subsets, targets, task="regression"))
     [leak] = [i for i in result.insights if i.kind == "leakage"]
-    assert {i for i in leak.population if i.startswith("s6")} == {"s600", "s601", "s602", "s603"}
+    assert {i for i in leak.population if i.startswith("s6")} == {f"s60{i}" for i in range(5)}
 
 
 def _cloud(rng: np.random.Generator, kind: str, dim: int, n: int = 1200) -> np.ndarray:

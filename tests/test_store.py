@@ -106,6 +106,16 @@ def test_existing_runs_are_not_replaced_silently(run, data):
     )
 
 
+def test_overwrite_replaces_a_run_of_another_schema_version(run, data):
+    manifest = run.path / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"schema_version": 3', '"schema_version": 2'))
+    with pytest.raises(ls.RunStoreError, match="schema version 2"):
+        ls.open_run(run.path)
+    project = ls.Project(model=TinyCNN(), data=data, loss=ls.losses.cross_entropy)
+    replaced = ls.analyze(project, run.path, overwrite=True, progress=False, insights=False)
+    assert replaced.manifest["schema_version"] == 3
+
+
 def test_a_directory_that_is_not_a_run_is_never_deleted(tmp_path, data):
     folder = tmp_path / "mine"
     folder.mkdir()

@@ -18,7 +18,7 @@ from latentsight.errors import ProjectError
 
 THUMBNAIL_SIZE = 128
 StoredRender = tuple[str, np.ndarray | None, str | None]  # kind, pixels, text
-RENDER_COLUMNS = ("kind", "pixels", "height", "width", "channels", "text")  # renders.parquet
+RENDER_COLUMNS = ("kind", "pixels", "height", "width", "channels", "text")  # a run's renders/
 _STORED_MODES = ("L", "RGB", "RGBA")
 
 
@@ -136,7 +136,7 @@ def png(pixels: np.ndarray) -> bytes:
 def stored_pixels(
     data: bytes | None, height: int | None, width: int | None, channels: int | None
 ) -> np.ndarray | None:
-    """The pixels of one row of ``renders.parquet`` (None for a text render)."""
+    """The pixels of one row of a run's renders (None for a text render)."""
     if data is None:
         return None
     return np.frombuffer(data, dtype=np.uint8).reshape(height, width, channels)

@@ -274,13 +274,14 @@ def effect_of(ratios: np.ndarray) -> float:
 
 
 def _labelled_like_train(ctx: AnalysisContext, groups: np.ndarray) -> np.ndarray:
-    """Per sample: whether its group's training members all carry one class label, and it too.
+    """Per sample: whether it carries the class label held by most of its group's training members.
 
-    Copies share their label. A group whose training members disagree holds near-identical
-    inputs of different classes (an object too small or faint to see), not copies; and an
-    evaluation sample that nearly copies training samples of another class is no leak: the
-    model learned the other label for it, so its loss is high, not inflated. All True where
-    labels are not classes (regression, multi-label, no targets).
+    Copies share their label. A group whose training members have no majority label holds
+    near-identical inputs of different classes (an object too small or faint to see), not copies;
+    and an evaluation sample that nearly copies training samples of another class is no leak: the
+    model learned the other label for it, so its loss is high, not inflated. A strict majority
+    keeps one mislabelled training copy from hiding the rest. All True where labels are not
+    classes (regression, multi-label, no targets).
     """
     if ctx.task not in ("classification", "binary") or "target" not in ctx.samples:
         return np.ones(ctx.n, dtype=bool)
@@ -288,9 +289,9 @@ def _labelled_like_train(ctx: AnalysisContext, groups: np.ndarray) -> np.ndarray
     if np.isnan(target[ctx.is_labeled]).any():
         return np.ones(ctx.n, dtype=bool)
     in_train = (groups >= 0) & ctx.is_train
-    train_labels = pd.Series(target[in_train]).groupby(groups[in_train])
-    agreed = train_labels.first()[train_labels.nunique() == 1]
-    return target == agreed.reindex(groups).to_numpy(dtype=np.float64)
+    counts = pd.crosstab(groups[in_train], target[in_train])
+    majority = counts.idxmax(axis=1)[counts.max(axis=1) * 2 > counts.sum(axis=1)]
+    return target == majority.reindex(groups).to_numpy(dtype=np.float64)
 
 
 @register

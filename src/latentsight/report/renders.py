@@ -62,8 +62,8 @@ class RenderIndex:
 
     @property
     def available(self) -> bool:
-        """Whether the run stored renders at all."""
-        return bool(self._parts)
+        """Whether the run stored renders of any sample."""
+        return bool(self.where)
 
     def get(self, sample_id: str) -> Render | None:
         """The render of a sample, or None when it has none."""

@@ -19,7 +19,6 @@ from latentsight.render import RENDER_COLUMNS, picture, stored_pixels
 from latentsight.store import analysis
 from latentsight.store.manifest import (
     QUARANTINE,
-    RENDERS,
     SAMPLES,
     STATUS_COMPLETE,
     layer_entry,
@@ -51,12 +50,12 @@ if TYPE_CHECKING:
 
 def stored_renders(run_dir: Path, ids: Sequence[str]) -> dict[str, np.ndarray | str]:
     """The stored renders of these samples by id, in one query: pixels, or the text drawn."""
+    parts = [str(part) for part in render_parts(run_dir)]
     with duckdb.connect() as connection:
         rows = connection.execute(
-            f"SELECT id, {', '.join(RENDER_COLUMNS)} "
-            f"FROM read_parquet('{run_dir / RENDERS / 'part-*.parquet'}') "
+            f"SELECT id, {', '.join(RENDER_COLUMNS)} FROM read_parquet(?) "
             "WHERE id IN (SELECT unnest(?))",
-            [list(ids)],
+            [parts, list(ids)],
         ).fetchall()
     return {row[0]: row[6] if row[1] == "text" else stored_pixels(*row[2:6]) for row in rows}
 

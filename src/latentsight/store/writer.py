@@ -152,8 +152,8 @@ class RunWriter:
                     f"{path} exists and is not a latentsight run: choose an empty or new directory "
                     "for --out (latentsight never deletes files it did not write)."
                 )
-            existing = read_manifest(path)
-            if overwrite:
+            existing = {} if overwrite else read_manifest(path)
+            if overwrite:  # whatever version of latentsight wrote it
                 shutil.rmtree(path)
             elif existing["status"] == STATUS_COMPLETE:
                 raise RunStoreError(
