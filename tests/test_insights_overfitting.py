@@ -26,14 +26,14 @@ def test_demo_easy_copies_are_memorised(shapes_run):
     copies = set(truth.loc[truth["easy_copy"], "id"])
     for layer in ("features.1.0", "classifier.3:input"):
         ctx = analysis_context(shapes_run, layer=layer)
-        memorised = _significant(Overfitting().run(ctx).insights, MEMORIZATION)
-        population = sorted({i for insight in memorised for i in insight.population})
-        precision, recall = _precision_recall(population, copies)
-        assert precision >= 0.9 and recall >= 0.7, (layer, precision, recall, len(memorised))
-        for insight in memorised:
-            details = insight.evidence[0].details
-            assert details["n_eval"] <= 0.05 * details["n_train"]
-            assert insight.evidence[0].effect > 2  # far closer than the typical neighbour
+        [memorised] = _significant(Overfitting().run(ctx).insights, MEMORIZATION)
+        precision, recall = _precision_recall(memorised.population, copies)
+        assert precision >= 0.9 and recall >= 0.7, (layer, precision, recall)
+        details = memorised.evidence[0].details
+        for group in details["groups"]:
+            assert group["n_eval"] <= 0.05 * group["n_train"] and group["q_value"] < FAST.alpha
+        assert sum(group["n_train"] for group in details["groups"]) == len(memorised.population)
+        assert memorised.evidence[0].effect > 2  # far closer than the typical neighbour
 
 
 def test_clean_run_raises_no_overfitting_insight(tmp_path):
@@ -89,11 +89,10 @@ def test_hand_made_near_copies_are_memorised():
     ctx = hand_context(latents, subset, loss)
     copy_ids = set(ctx.samples["id"].to_numpy()[2400:])
 
-    memorised = _significant(Overfitting().run(ctx).insights, MEMORIZATION)
-    population = sorted({i for insight in memorised for i in insight.population})
-    precision, recall = _precision_recall(population, copy_ids)
+    [memorised] = _significant(Overfitting().run(ctx).insights, MEMORIZATION)
+    precision, recall = _precision_recall(memorised.population, copy_ids)
     assert precision >= 0.95 and recall >= 0.95, (precision, recall)
-    assert len(memorised) == 5  # one per copied source
+    assert memorised.evidence[0].details["n_groups"] == 5  # one group per copied source
 
 
 def test_permutation_p_values_are_uniform_under_the_null():

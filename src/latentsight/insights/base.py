@@ -12,6 +12,9 @@ import pandas as pd
 
 from latentsight.latent.neighbors import NeighborGraph
 
+GROUPS_LISTED = 50  # groups of near-copies written into an insight's details (largest first)
+IDS_LISTED = 20  # sample ids written per listed group
+
 
 @dataclass(frozen=True)
 class AnalysisSettings:

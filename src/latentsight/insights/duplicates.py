@@ -49,6 +49,8 @@ from scipy import sparse, stats
 from scipy.sparse.csgraph import connected_components
 
 from latentsight.insights.base import (
+    GROUPS_LISTED,
+    IDS_LISTED,
     AnalysisContext,
     Detector,
     DetectorResult,
@@ -65,8 +67,6 @@ TYPICAL_ITERATIONS = 5
 MAX_EXACT_ROWS = 1000  # groups whose gap needs an exact distance row; beyond: u = 1
 OUTSIDE = 5  # the gap is measured to this nearest unflagged sample (the 5th)
 MAX_PAIRWISE = 2000  # groups up to this size get their exact centre
-GROUPS_LISTED = 50  # groups written into an insight's details (largest first)
-IDS_LISTED = 20  # sample ids written per listed group
 _CHUNK = 4096
 _BATCH = 64  # exact distance rows computed at once
 

@@ -26,9 +26,11 @@ How candidates are found and tested:
   training-heavy (training count against the global training share), and a one-sided rank test
   that its training samples' loss is below the evaluation samples' (the model fits them better
   than it does unseen data; on a model that fits all its training data this is the only
-  reference that says "near zero"). The group is reported when both hold: its p-value is the
-  larger of the two. Effect: the typical first-neighbour distance over the group's median one
-  ("how many times closer"). Only training members are the population.
+  reference that says "near zero"). A group's p-value is the larger of the two. The groups
+  significant after the correction below make one insight (a data set copied from 36 images is
+  one finding, not 36), each group listed in its details with its own tests; its p and q are
+  its best group's. Effect: the typical first-neighbour distance over the near-copies' median
+  one ("how many times closer"). Only training members are the population.
 * Benjamini-Hochberg runs across every candidate of both kinds.
 """
 
@@ -41,6 +43,8 @@ from scipy import fft, sparse, stats
 from scipy.sparse.csgraph import connected_components
 
 from latentsight.insights.base import (
+    GROUPS_LISTED,
+    IDS_LISTED,
     AnalysisContext,
     Detector,
     DetectorResult,
@@ -273,9 +277,9 @@ class Overfitting(Detector):
             insight = self._region_insight(ctx, region, loss, train, evals, gap_test, j, q_all[j])
             if insight is not None:
                 insights.append(insight)
-        for j, (members, p, details) in enumerate(memorised, start=len(regions)):
+        if memorised:
             insights.append(
-                self._memorised_insight(ctx, j - len(regions), members, p, q_all[j], details)
+                self._memorised_insight(ctx, memorised, q_all[len(regions) :], loss, first, typical)
             )
         info = {
             "tested": len(p_all),
@@ -346,36 +350,70 @@ class Overfitting(Detector):
         )
 
     def _memorised_insight(
-        self, ctx: AnalysisContext, index: int, members: np.ndarray, p: float, q: float, details
+        self,
+        ctx: AnalysisContext,
+        groups: list[tuple[np.ndarray, float, dict]],
+        q: np.ndarray,
+        loss: np.ndarray,
+        first: np.ndarray,
+        typical: float,
     ) -> Insight:
-        """The insight of one near-copy training group."""
-        effect = min(
-            details["typical_distance"] / max(details["median_distance"], 1e-12), MAX_EFFECT
-        )
-        name = f"near-copy group {index + 1}"
+        """One insight over the significant near-copy groups (the best one when none is)."""
+        kept = [k for k in range(len(groups)) if q[k] < ctx.settings.alpha] or [int(np.argmin(q))]
+        kept.sort(key=lambda k: -groups[k][2]["n_train"])
+        members = np.logical_or.reduce([groups[k][0] for k in kept])
+        evals = ctx.is_eval
+        n, n_eval = int(members.sum()), sum(groups[k][2]["n_eval"] for k in kept)
+        median_distance = float(np.median(first[members]))
+        effect = max(min(typical / max(median_distance, 1e-12), MAX_EFFECT), 1.0)
+        listed = [
+            {
+                **groups[k][2],
+                "p_value": groups[k][1],
+                "q_value": float(q[k]),
+                "ids": population_ids(ctx, groups[k][0])[:IDS_LISTED],
+            }
+            for k in kept[:GROUPS_LISTED]
+        ]
+        details = {
+            "source": "near-copies",
+            "groups": listed,
+            "n_groups": len(kept),
+            "n_train": n,
+            "n_eval": n_eval,
+            "typical_distance": typical,
+            "median_distance": median_distance,
+            "mean_loss_inside": float(loss[members].mean()),
+            "mean_loss_eval": float(loss[evals].mean()),
+            "median_loss_inside": float(np.median(loss[members])),
+            "median_loss_eval": float(np.median(loss[evals])),
+        }
+        best = min(kept, key=lambda k: q[k])
+        in_groups = f"in {len(kept)} group{'s' if len(kept) > 1 else ''}"
         evidence = Evidence(
             detector=self.name,
-            effect=float(max(effect, 1.0)),
-            effect_name="typical nearest-neighbour distance / the group's",
-            p_value=float(p),
-            q_value=float(q),
-            n=int(members.sum()),
-            counts={"train": int(members.sum())},
-            details={"source": "near-copies", **details},
+            effect=float(effect),
+            effect_name="typical nearest-neighbour distance / the near-copies' median",
+            p_value=float(groups[best][1]),
+            q_value=float(q[best]),
+            n=n,
+            counts={"train": n},
+            details=details,
         )
         return Insight(
             kind=MEMORIZATION,
             title=(
-                f"{name}: {int(members.sum())} training near-copies with mean loss "
+                f"Memorization: {n} training near-copies {in_groups}, mean loss "
                 f"{details['mean_loss_inside']:.2g}"
             ),
             population=population_ids(ctx, members),
             evidence=[evidence],
             description=(
-                f"{name}: {int(members.sum())} training samples (and {details['n_eval']} "
-                f"evaluation samples) sit {effect:.2g}x closer to their nearest neighbour than "
-                f"is typical; their median loss {details['median_loss_inside']:.2g} is below the "
-                f"evaluation samples' {details['median_loss_eval']:.2g}."
+                f"{n} training samples {in_groups} of near-copies (largest "
+                f"{listed[0]['n_train']}; the groups also hold {n_eval} evaluation samples) sit "
+                f"{effect:.2g}x closer to their nearest neighbour than is typical; their median "
+                f"loss {details['median_loss_inside']:.2g} is below the evaluation samples' "
+                f"{details['median_loss_eval']:.2g}."
                 + stands_out(ctx.samples, ctx.metadata_columns, members)
             ),
             action=ACTIONS[MEMORIZATION],
