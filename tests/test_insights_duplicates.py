@@ -18,10 +18,9 @@ from latentsight.insights.base import AnalysisContext, AnalysisSettings
 from latentsight.insights.duplicates import (
     NearDuplicates,
     intrinsic_dimension,
-    simes,
     typical_distance,
 )
-from latentsight.insights.stats import binomial_test_greater
+from latentsight.insights.stats import binomial_test_greater, simes
 from latentsight.latent.neighbors import neighbor_graph
 
 ALPHA = AnalysisSettings().alpha

@@ -59,7 +59,7 @@ from latentsight.insights.base import (
     population_ids,
     register,
 )
-from latentsight.insights.stats import benjamini_hochberg
+from latentsight.insights.stats import benjamini_hochberg, simes
 
 DUPLICATE_RATIO = 0.25  # a pair closer than this fraction of the typical distance is a candidate
 MAX_EFFECT = 1000.0  # effects and scores are capped here (exact copies have distance 0)
@@ -258,14 +258,6 @@ def find_duplicate_groups(
     return DuplicateGroups(
         candidates, sample_ratio, u, q, labels, typical, typical_full, dimension, ratio
     )
-
-
-def simes(u: np.ndarray, n: int) -> float:
-    """Simes' combined p-value of the smallest ``len(u)`` of ``n`` p-values (the rest are 1)."""
-    if u.size == 0:
-        return 1.0
-    ordered = np.sort(u)
-    return float(min(1.0, np.min(n * ordered / np.arange(1, ordered.size + 1))))
 
 
 def effect_of(ratios: np.ndarray) -> float:

@@ -26,12 +26,13 @@ How candidates are found and tested:
   training-heavy (training count against the global training share), and a one-sided rank test
   that its training samples' loss is below the evaluation samples' (the model fits them better
   than it does unseen data; on a model that fits all its training data this is the only
-  reference that says "near zero"). A group's p-value is the larger of the two. The groups
-  significant after the correction below make one insight (a data set copied from 36 images is
-  one finding, not 36), each group listed in its details with its own tests; its p and q are
-  its best group's. Effect: the typical first-neighbour distance over the near-copies' median
-  one ("how many times closer"). Only training members are the population.
-* Benjamini-Hochberg runs across every candidate of both kinds.
+  reference that says "near zero"). A group's p-value is the larger of the two. The groups are
+  one finding (a data set copied from 36 images is one problem, not 36): their family's p-value
+  is Simes' combination of the groups' (the smallest of their Benjamini-Hochberg q values), and
+  the insight covers the groups significant within the family, each listed in its details with
+  its own tests. Effect: the typical first-neighbour distance over the near-copies' median one
+  ("how many times closer"). Only training members are the population.
+* Benjamini-Hochberg runs across the overfitting regions and the memorization family.
 """
 
 from __future__ import annotations
@@ -59,7 +60,12 @@ from latentsight.insights.populations import (
     cluster_populations,
     metadata_populations,
 )
-from latentsight.insights.stats import benjamini_hochberg, binomial_test, rank_test_greater
+from latentsight.insights.stats import (
+    benjamini_hochberg,
+    binomial_test,
+    rank_test_greater,
+    simes,
+)
 
 N_PERMUTATIONS = 999
 TIE_TOLERANCE = 1e-9  # relative: equal sums differ by FFT rounding (~1e-13)
@@ -255,20 +261,22 @@ class Overfitting(Detector):
                     members,
                     max(p_dup, p_low),
                     {
+                        "group": int(label),
                         "p_training_heavy": p_dup,
                         "p_low_loss": p_low,
                         "n_train": k_train,
                         "n_eval": k_eval,
-                        "typical_distance": typical,
-                        "median_distance": float(np.median(first[group])),
+                        "median_distance": float(np.median(first[members])),
                         "mean_loss_inside": float(loss[members].mean()),
-                        "mean_loss_eval": float(loss[evals].mean()),
                         "median_loss_inside": float(np.median(loss[members])),
-                        "median_loss_eval": float(np.median(loss[evals])),
                     },
                 )
             )
-        p_all = np.concatenate([p_regions, [m[1] for m in memorised]])
+        # The groups are one family, one hypothesis among the regions: Simes' p over the groups
+        # (the smallest of their BH q values) takes part in the correction with the regions.
+        p_groups = np.array([m[1] for m in memorised])
+        p_family = [simes(p_groups, len(p_groups))] if memorised else []
+        p_all = np.concatenate([p_regions, p_family])
         if len(p_all) == 0:
             return DetectorResult([], info={"tested": 0})
         q_all = benjamini_hochberg(p_all)
@@ -279,7 +287,9 @@ class Overfitting(Detector):
                 insights.append(insight)
         if memorised:
             insights.append(
-                self._memorised_insight(ctx, memorised, q_all[len(regions) :], loss, first, typical)
+                self._memorised_insight(
+                    ctx, memorised, p_family[0], q_all[-1], loss, first, typical
+                )
             )
         info = {
             "tested": len(p_all),
@@ -353,13 +363,17 @@ class Overfitting(Detector):
         self,
         ctx: AnalysisContext,
         groups: list[tuple[np.ndarray, float, dict]],
-        q: np.ndarray,
+        p: float,
+        q: float,
         loss: np.ndarray,
         first: np.ndarray,
         typical: float,
     ) -> Insight:
-        """One insight over the significant near-copy groups (the best one when none is)."""
-        kept = [k for k in range(len(groups)) if q[k] < ctx.settings.alpha] or [int(np.argmin(q))]
+        """One insight over the near-copy groups significant within their family (BH across the
+        groups; the best group when none is); ``p`` and ``q`` are the family's."""
+        q_within = benjamini_hochberg(np.array([group[1] for group in groups]))
+        alpha = ctx.settings.alpha
+        kept = [k for k in range(len(groups)) if q_within[k] < alpha] or [int(np.argmin(q_within))]
         kept.sort(key=lambda k: -groups[k][2]["n_train"])
         members = np.logical_or.reduce([groups[k][0] for k in kept])
         evals = ctx.is_eval
@@ -370,7 +384,7 @@ class Overfitting(Detector):
             {
                 **groups[k][2],
                 "p_value": groups[k][1],
-                "q_value": float(q[k]),
+                "q_within_groups": float(q_within[k]),
                 "ids": population_ids(ctx, groups[k][0])[:IDS_LISTED],
             }
             for k in kept[:GROUPS_LISTED]
@@ -388,14 +402,13 @@ class Overfitting(Detector):
             "median_loss_inside": float(np.median(loss[members])),
             "median_loss_eval": float(np.median(loss[evals])),
         }
-        best = min(kept, key=lambda k: q[k])
         in_groups = f"in {len(kept)} group{'s' if len(kept) > 1 else ''}"
         evidence = Evidence(
             detector=self.name,
             effect=float(effect),
             effect_name="typical nearest-neighbour distance / the near-copies' median",
-            p_value=float(groups[best][1]),
-            q_value=float(q[best]),
+            p_value=float(p),
+            q_value=float(q),
             n=n,
             counts={"train": n},
             details=details,

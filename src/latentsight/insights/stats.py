@@ -53,6 +53,14 @@ def rank_test_greater(values: np.ndarray, masks: np.ndarray) -> RankTest:
     return RankTest(u=u, auc=auc, z=z, p=p, n_in=n_in.astype(int), n_out=n_out.astype(int))
 
 
+def simes(u: np.ndarray, n: int) -> float:
+    """Simes' combined p-value of the smallest ``len(u)`` of ``n`` p-values (the rest are 1)."""
+    if u.size == 0:
+        return 1.0
+    ordered = np.sort(u)
+    return float(min(1.0, np.min(n * ordered / np.arange(1, ordered.size + 1))))
+
+
 def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (q-values), the false discovery rate control used
     across everything a run tests."""
