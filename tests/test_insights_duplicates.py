@@ -140,12 +140,20 @@ def test_near_copies_of_another_class_are_not_leakage():
     # Three training copies, one of them mislabelled, and a val copy: the majority label leaks.
     latents[[500, 501, 502, 604]] = latents[500] + rng.normal(scale=0.01, size=(4, 6))
     targets[[500, 501, 502, 604]] = [1, 1, 2, 1]
+    # Inside train: 30 copies of one image, one of them mislabelled (redundancy without it), and
+    # two look-alikes of different classes (not copies: no redundancy).
+    latents[:30] = latents[0] + rng.normal(scale=0.01, size=(30, 6))
+    targets[:30], targets[7] = 3, 0
+    latents[[450, 451]] = latents[450] + rng.normal(scale=0.01, size=(2, 6))
+    targets[[450, 451]] = [2, 3]
 
     result = NearDuplicates().run(_context(latents, subsets, targets))
     [leak] = [i for i in result.insights if i.kind == "leakage"]
     assert set(leak.population) == {f"s{i}" for i in (100, 600, 200, 601, 500, 501, 502, 604)}
     assert leak.evidence[0].counts == {"train": 5, "val": 3}
-    assert result.info["leaking_groups"] == 3 and result.info["conflicting_groups"] == 2
+    assert result.info["leaking_groups"] == 3 and result.info["conflicting_groups"] == 3
+    [redundancy] = [i for i in result.insights if i.kind == "redundancy"]
+    assert set(redundancy.population) == {f"s{i}" for i in range(30) if i != 7}
     # Without class labels (regression) every group spanning train and val is leakage.
     result = NearDuplicates().run(_context(latents, subsets, targets, task="regression"))
     [leak] = [i for i in result.insights if i.kind == "leakage"]

@@ -30,10 +30,12 @@ How samples are called near-duplicates, and how that is tested:
 * Every sample is a potential group centre, so the groups' ``u`` are corrected by
   Benjamini-Hochberg over all ``N`` samples; groups with ``q < alpha`` are kept. A group with
   training and evaluation members is leakage; one inside the training subset is redundancy; one
-  inside another subset only gets per-sample scores. With class labels, the evaluation members
-  that leak are those carrying the one label that all the group's training members share: on
-  the demo, faint objects too small to see make near-identical images of different classes,
-  whose evaluation loss is high, not inflated (a false "leakage" before this rule). An insight's p-value is the Simes
+  inside another subset only gets per-sample scores. With class labels, copies share the label
+  held by a strict majority of their group's training members: only evaluation members with it
+  leak, and only training members with it are redundant. On the demo, faint objects too small
+  to see make near-identical images of different classes, whose evaluation loss is high, not
+  inflated (a false "leakage" before this rule); groups without a majority label are counted in
+  ``info["conflicting_groups"]``. An insight's p-value is the Simes
   combination of its groups' ``u`` over the same ``N``.
 * Effect: typical distance / the population's median duplicate distance ("how many times closer
   than usual"), capped at ``MAX_EFFECT`` so that exact copies (distance 0) stay finite.
@@ -318,10 +320,13 @@ class NearDuplicates(Detector):
         grouped = labels >= 0
         train_count = np.bincount(labels[grouped], ctx.is_train[grouped], n_groups)
         eval_count = np.bincount(labels[grouped], ctx.is_eval[grouped], n_groups)
+        like_train = _labelled_like_train(ctx, labels)
         spanning = np.flatnonzero((train_count > 0) & (eval_count > 0))
-        leaked = np.isin(labels, spanning) & ctx.is_eval & _labelled_like_train(ctx, labels)
+        leaked = np.isin(labels, spanning) & ctx.is_eval & like_train
         leaking = np.unique(labels[leaked])
-        redundant = np.flatnonzero((train_count >= 2) & (eval_count == 0))
+        inside_train = np.flatnonzero((train_count >= 2) & (eval_count == 0))
+        train_copies = np.bincount(labels[grouped], (ctx.is_train & like_train)[grouped], n_groups)
+        redundant = inside_train[train_copies[inside_train] >= 2]
         # The gap test's u of each kept group (kept groups are candidate groups, renumbered).
         kept_u = np.ones(n_groups)
         kept_u[labels[grouped]] = found.u[found.candidates[grouped]]
@@ -335,19 +340,20 @@ class NearDuplicates(Detector):
             "groups": n_groups,
             "grouped_samples": int(grouped.sum()),
             "leaking_groups": len(leaking),
-            "conflicting_groups": len(spanning) - len(leaking),
+            "conflicting_groups": len(spanning) - len(leaking) + len(inside_train) - len(redundant),
             "redundant_groups": len(redundant),
         }
         candidates = []
         if leaking.size:
             candidates.append(("leakage", leaking))
-        if redundant.size and np.isin(labels, redundant).sum() >= ctx.settings.min_population:
+        copies = np.isin(labels, redundant) & (like_train | ~ctx.is_train)
+        if redundant.size and copies.sum() >= ctx.settings.min_population:
             candidates.append(("redundancy", redundant))
         p_values = np.array([simes(kept_u[groups], ctx.n) for _, groups in candidates])
         q_values = benjamini_hochberg(p_values)
         members = {
             "leakage": np.isin(labels, leaking) & (ctx.is_train | leaked),
-            "redundancy": np.isin(labels, redundant),
+            "redundancy": copies,
         }
         insights = [
             self._insight(ctx, found, kind, groups, members[kind], float(p), float(q))
