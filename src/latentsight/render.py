@@ -11,6 +11,7 @@ import io
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import torch
 from PIL import Image
 
@@ -18,7 +19,18 @@ from latentsight.errors import ProjectError
 
 THUMBNAIL_SIZE = 128
 StoredRender = tuple[str, np.ndarray | None, str | None]  # kind, pixels, text
-RENDER_COLUMNS = ("kind", "pixels", "height", "width", "channels", "text")  # a run's renders/
+RENDERS_SCHEMA = pa.schema(  # the Parquet parts of a run's renders/
+    [
+        ("id", pa.string()),
+        ("kind", pa.string()),
+        ("pixels", pa.binary()),
+        ("height", pa.int32()),
+        ("width", pa.int32()),
+        ("channels", pa.int32()),
+        ("text", pa.string()),
+    ]
+)
+RENDER_COLUMNS = tuple(RENDERS_SCHEMA.names[1:])  # all but the id
 _STORED_MODES = ("L", "RGB", "RGBA")
 
 

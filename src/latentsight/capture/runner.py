@@ -27,7 +27,7 @@ from latentsight.capture.forward import ForwardResult, forward_items
 from latentsight.capture.items import FailedItem, ParsedItem, load_item
 from latentsight.capture.plan import CapturePlan
 from latentsight.errors import CaptureError, ProjectError
-from latentsight.render import StoredRender
+from latentsight.render import RENDERS_SCHEMA, StoredRender
 from latentsight.store.manifest import SCHEMA_VERSION
 from latentsight.store.writer import QUARANTINE_SCHEMA, RunWriter, latent_file
 
@@ -74,17 +74,6 @@ class _ChunkItems(Dataset):
 
 
 SAMPLE_KEYS = pa.schema([("id", pa.string()), ("subset", pa.string()), ("index", pa.int64())])
-RENDERS_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("kind", pa.string()),
-        ("pixels", pa.binary()),
-        ("height", pa.int32()),
-        ("width", pa.int32()),
-        ("channels", pa.int32()),
-        ("text", pa.string()),
-    ]
-)
 
 
 def _column_array(values: Any) -> pa.Array:

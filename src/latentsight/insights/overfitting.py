@@ -60,12 +60,7 @@ from latentsight.insights.populations import (
     cluster_populations,
     metadata_populations,
 )
-from latentsight.insights.stats import (
-    benjamini_hochberg,
-    binomial_test,
-    rank_test_greater,
-    simes,
-)
+from latentsight.insights.stats import benjamini_hochberg, binomial_test, rank_test_greater
 
 N_PERMUTATIONS = 999
 TIE_TOLERANCE = 1e-9  # relative: equal sums differ by FFT rounding (~1e-13)
@@ -272,10 +267,10 @@ class Overfitting(Detector):
                     },
                 )
             )
-        # The groups are one family, one hypothesis among the regions: Simes' p over the groups
-        # (the smallest of their BH q values) takes part in the correction with the regions.
-        p_groups = np.array([m[1] for m in memorised])
-        p_family = [simes(p_groups, len(p_groups))] if memorised else []
+        # The groups are one family, one hypothesis among the regions: its p-value, Simes' over
+        # the groups, is the smallest of their BH q values within the family.
+        q_within = benjamini_hochberg(np.array([m[1] for m in memorised]))
+        p_family = [float(q_within.min())] if memorised else []
         p_all = np.concatenate([p_regions, p_family])
         if len(p_all) == 0:
             return DetectorResult([], info={"tested": 0})
@@ -288,7 +283,7 @@ class Overfitting(Detector):
         if memorised:
             insights.append(
                 self._memorised_insight(
-                    ctx, memorised, p_family[0], q_all[-1], loss, first, typical
+                    ctx, memorised, q_within, p_family[0], q_all[-1], loss, first, typical
                 )
             )
         info = {
@@ -363,15 +358,15 @@ class Overfitting(Detector):
         self,
         ctx: AnalysisContext,
         groups: list[tuple[np.ndarray, float, dict]],
+        q_within: np.ndarray,
         p: float,
         q: float,
         loss: np.ndarray,
         first: np.ndarray,
         typical: float,
     ) -> Insight:
-        """One insight over the near-copy groups significant within their family (BH across the
-        groups; the best group when none is); ``p`` and ``q`` are the family's."""
-        q_within = benjamini_hochberg(np.array([group[1] for group in groups]))
+        """One insight over the near-copy groups significant within their family (``q_within``,
+        BH across the groups; the best group when none is); ``p`` and ``q`` are the family's."""
         alpha = ctx.settings.alpha
         kept = [k for k in range(len(groups)) if q_within[k] < alpha] or [int(np.argmin(q_within))]
         kept.sort(key=lambda k: -groups[k][2]["n_train"])
