@@ -34,9 +34,9 @@ PROJECT = textwrap.dedent(
 )
 
 
-def latentsight(*arguments: str, cwd) -> subprocess.CompletedProcess:
+def latentsight(*arguments: str, cwd, python: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "latentsight", *arguments],
+        [sys.executable, *python, "-m", "latentsight", *arguments],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -99,13 +99,22 @@ def test_analyze_then_info(workdir):
         "20",
         "val",
         "10",
-        "features" if False else "0",
+        "0",
         "30 x 6",
         "30 x 96",
     ):
         assert expected in info.stdout, expected
     again = latentsight("analyze", "toy_project.py:project", "--out", "runs/toy", cwd=workdir)
     assert again.returncode == 2 and "--overwrite" in again.stderr
+    assert not loaded_model_libraries("info", "runs/toy", cwd=workdir)
+
+
+def loaded_model_libraries(*arguments: str, cwd) -> set[str]:
+    """The heavy libraries a command imported, read from ``python -X importtime``."""
+    result = latentsight(*arguments, cwd=cwd, python=("-X", "importtime"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+    return imported & {"torch", "sklearn", "scipy", "umap", "numba"}
 
 
 def test_info_on_a_missing_run(workdir):
@@ -127,6 +136,7 @@ def test_help_explains_every_option(workdir):
         "--renders",
     ):
         assert option in result.stdout, option
+    assert not loaded_model_libraries("--help", cwd=workdir)
 
 
 def test_insights_lists_one_line_each_and_shows_one_in_full(dashboard_run, tmp_path):
@@ -146,3 +156,16 @@ def test_insights_lists_one_line_each_and_shows_one_in_full(dashboard_run, tmp_p
     missing = latentsight("insights", path, "--show", str(beyond), cwd=tmp_path)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert f"no insight of rank {beyond}" in missing.stderr
+
+
+def test_every_public_name_resolves_and_a_wrong_one_is_named():
+    script = (
+        "import latentsight as ls; "
+        "print(sorted(name for name in ls.__all__ if getattr(ls, name) is None)); "
+        "print(sorted(dir(ls)) == sorted(ls.__all__)); ls.no_such_name"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.split() == ["[]", "True"]
+    assert "module 'latentsight' has no attribute 'no_such_name'" in result.stderr

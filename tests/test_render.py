@@ -10,13 +10,8 @@ import torch
 from PIL import Image
 
 import latentsight as ls
-from latentsight.render import (
-    THUMBNAIL_SIZE,
-    default_render,
-    png,
-    render_batch,
-    stored_render,
-)
+from latentsight.render import THUMBNAIL_SIZE, default_render, render_batch, stored_render
+from latentsight.store.renders import png
 
 
 def test_unit_range_floats_are_scaled_to_bytes():

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
 
-from latentsight.capture.plan import CapturePlan
-from latentsight.store.run import Run
+if TYPE_CHECKING:
+    from latentsight.capture.plan import CapturePlan
+    from latentsight.store.run import Run
 
 
 def _fmt(value: object) -> str:

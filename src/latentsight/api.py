@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from latentsight._progress import progress_bars
-from latentsight.capture.plan import CapturePlan, plan_capture
-from latentsight.capture.pooling import PoolingSettings
-from latentsight.capture.runner import Capture, CaptureSettings
-from latentsight.insights.base import AnalysisSettings
-from latentsight.project import Project
 from latentsight.store.run import Run
+
+if TYPE_CHECKING:
+    import torch
+
+    from latentsight.capture.plan import CapturePlan
+    from latentsight.capture.pooling import PoolingSettings
+    from latentsight.insights.base import AnalysisSettings
+    from latentsight.project import Project
 
 
 def check(
@@ -27,6 +28,8 @@ def check(
     Raises :class:`latentsight.ProjectError` naming the problem and the fix; returns what it found
     (subsets, shapes, layers and their latent sizes, loss components, metadata columns).
     """
+    from latentsight.capture.plan import plan_capture
+
     return plan_capture(project, device=device, pooling=pooling, check_size=n)
 
 
@@ -65,6 +68,10 @@ def analyze(
         analysis: settings of the analysis stage (thresholds, methods, seed).
         progress: show progress bars.
     """
+    from latentsight._progress import progress_bars
+    from latentsight.capture.plan import plan_capture
+    from latentsight.capture.runner import Capture, CaptureSettings
+
     settings = CaptureSettings(
         batch_size=batch_size, chunk_size=chunk_size, num_workers=num_workers, fail_fast=fail_fast
     )

@@ -9,14 +9,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from latentsight import api
 from latentsight._display import check_view, insight_view, insights_view, run_view
-from latentsight._loading import (
-    load_project,
-    load_recorded_project,
-    project_for_run,
-    record_project,
-)
 from latentsight.errors import LatentsightError, NotRecordedError
 
 if TYPE_CHECKING:
@@ -46,6 +39,13 @@ DeviceOpt = Annotated[
 ]
 
 
+def _open(run: Path) -> Run:
+    """The run at ``run``; the store loads when a command runs, so that --help answers at once."""
+    from latentsight.api import open_run
+
+    return open_run(run)
+
+
 def _fail(error: LatentsightError) -> None:
     error_console.print(f"[bold red]error:[/] {error}")
     raise typer.Exit(code=2)
@@ -58,8 +58,11 @@ def check(
     n: Annotated[int, typer.Option("-n", help="Samples per subset to try.")] = 8,
 ) -> None:
     """Validate an integration on a few samples of each subset, in seconds, and say what was found."""
+    from latentsight._loading import load_project
+    from latentsight.api import check as check_project
+
     try:
-        plan = api.check(load_project(project), device=device, n=n)
+        plan = check_project(load_project(project), device=device, n=n)
     except LatentsightError as error:
         _fail(error)
     console.print(check_view(plan))
@@ -98,8 +101,11 @@ def analyze(
     ] = True,
 ) -> None:
     """Run the model over every sample and write a run directory (latents, outputs, loss, metadata)."""
+    from latentsight._loading import load_project, record_project
+    from latentsight.api import analyze as analyze_project
+
     try:
-        run = api.analyze(
+        run = analyze_project(
             load_project(project),
             out,
             resume=resume,
@@ -125,7 +131,7 @@ def analyze(
 def info(run: Annotated[Path, typer.Argument(help="A run directory.", show_default=False)]) -> None:
     """Show what a run holds: provenance, subsets and their loss, latents, quarantined samples."""
     try:
-        opened = api.open_run(run)
+        opened = _open(run)
     except LatentsightError as error:
         _fail(error)
     console.print(run_view(opened))
@@ -154,7 +160,7 @@ def insights(
 ) -> None:
     """Analyse a stored run (no model needed) and print its ranked insights."""
     try:
-        opened = api.open_run(run)
+        opened = _open(run)
         stale = recompute or layer is not None or view != "mean"
         if stale or not (opened.path / "analysis" / "analysis.json").is_file():
             opened.analyze(layer=layer, view=view)
@@ -207,8 +213,10 @@ def explain(
     """Explain samples of a run with an attribution method and write overlays as PNGs."""
     from rich.table import Table
 
+    from latentsight._loading import project_for_run
+
     try:
-        opened = api.open_run(run)
+        opened = _open(run)
         opened.attach(project_for_run(opened.manifest, project))
         found = opened.explain(
             [part.strip() for part in ids.split(",") if part.strip()],
@@ -271,7 +279,7 @@ def report(
 ) -> None:
     """Write the run's self-contained HTML report (one file that opens without network)."""
     try:
-        written = api.open_run(run).report(out)
+        written = _open(run).report(out)
     except LatentsightError as error:
         _fail(error)
     console.print(f"[bold green]Report written to[/] {written}")
@@ -307,7 +315,7 @@ def serve(
 
     try:
         check_binding(host, token)
-        opened = api.open_run(run)
+        opened = _open(run)
         model = _serve_project(opened, project)
         app_ = create_app(opened, token=token, project=model)
     except LatentsightError as error:
@@ -321,6 +329,7 @@ def serve(
 def _serve_project(run: Run, target: str | None) -> Project | None:
     """The Project for the dashboard's explanations: the one named (errors are fatal), else the
     recorded one when it loads and matches the run (else none, with a note saying why)."""
+    from latentsight._loading import load_project, load_recorded_project
     from latentsight.explain.session import check_fingerprint
 
     if target is not None:
@@ -402,7 +411,7 @@ def concepts_label(
         beam=beam, length=length, min_fraction=min_fraction, max_fraction=max_fraction
     )
     try:
-        opened = api.open_run(run)
+        opened = _open(run)
         found = opened.concepts(layer, settings=settings, subset=subset, progress=True, save=save)
         console.print(labels_view(found, top=top, show_all=show_all))
         if concept:
@@ -428,10 +437,11 @@ def concepts_audit(
 ) -> None:
     """Per class, the neurons that drive its logit and the concepts they detect; flags classes
     that lean on a concept other than themselves (a likely shortcut). Needs the model."""
+    from latentsight._loading import project_for_run
     from latentsight.concepts.display import audit_view
 
     try:
-        opened = api.open_run(run)
+        opened = _open(run)
         found = project_for_run(opened.manifest, project)
         name = layer or opened.layers[-1]
         audit = opened.concepts(name, progress=True).audit(found, drivers=drivers)
@@ -469,11 +479,12 @@ def concepts_discover(
 ) -> None:
     """Discover the concepts the model learned in a layer (dictionary learning on the stored
     latents), with importance through the linear head, prevalence, reliability and names."""
+    from latentsight._loading import project_for_run
     from latentsight.discovery import DiscoverySettings
     from latentsight.discovery.display import bank_view
 
     try:
-        opened = api.open_run(run)
+        opened = _open(run)
         try:
             found = project_for_run(opened.manifest, project)
             opened.attach(found)

@@ -1,36 +1,21 @@
 """How a sample is shown: the default turns image tensors into pictures; thumbnails for storage.
 
-Capture keeps each picture as its raw ``H x W x C`` uint8 pixels (at most ``THUMBNAIL_SIZE``
-on a side); readers encode PNG only for the pictures they show, so capture never pays for
-encoding a picture nobody looks at.
+Capture keeps each picture as its raw uint8 pixels, at most ``THUMBNAIL_SIZE`` on a side
+(:mod:`latentsight.store.renders` says how they are stored and read back).
 """
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import torch
 from PIL import Image
 
 from latentsight.errors import ProjectError
+from latentsight.store.renders import StoredRender, picture
 
 THUMBNAIL_SIZE = 128
-StoredRender = tuple[str, np.ndarray | None, str | None]  # kind, pixels, text
-RENDERS_SCHEMA = pa.schema(  # the Parquet parts of a run's renders/
-    [
-        ("id", pa.string()),
-        ("kind", pa.string()),
-        ("pixels", pa.binary()),
-        ("height", pa.int32()),
-        ("width", pa.int32()),
-        ("channels", pa.int32()),
-        ("text", pa.string()),
-    ]
-)
-RENDER_COLUMNS = tuple(RENDERS_SCHEMA.names[1:])  # all but the id
 _STORED_MODES = ("L", "RGB", "RGBA")
 
 
@@ -131,24 +116,3 @@ def stored_render(rendered: Any, sample_id: str) -> StoredRender:
             "PIL image, an H x W x 3 uint8 array, or a string."
         )
     return "image", thumbnail(as_pixels(rendered)), None
-
-
-def picture(pixels: np.ndarray) -> Image.Image:
-    """Stored pixels as a PIL image."""
-    return Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
-
-
-def png(pixels: np.ndarray) -> bytes:
-    """Stored pixels as PNG bytes, for a browser or a report."""
-    buffer = io.BytesIO()
-    picture(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def stored_pixels(
-    data: bytes | None, height: int | None, width: int | None, channels: int | None
-) -> np.ndarray | None:
-    """The pixels of one row of a run's renders (None for a text render)."""
-    if data is None:
-        return None
-    return np.frombuffer(data, dtype=np.uint8).reshape(height, width, channels)

@@ -22,7 +22,8 @@ from latentsight.capture.outputs import (
 )
 from latentsight.capture.recorder import LayerRecorder
 from latentsight.project import LossFn, Metric
-from latentsight.render import StoredRender, default_render, render_batch, stored_render, thumbnail
+from latentsight.render import default_render, render_batch, stored_render, thumbnail
+from latentsight.store.renders import StoredRender
 
 
 @dataclass

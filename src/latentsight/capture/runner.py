@@ -27,8 +27,8 @@ from latentsight.capture.forward import ForwardResult, forward_items
 from latentsight.capture.items import FailedItem, ParsedItem, load_item
 from latentsight.capture.plan import CapturePlan
 from latentsight.errors import CaptureError, ProjectError
-from latentsight.render import RENDERS_SCHEMA, StoredRender
 from latentsight.store.manifest import SCHEMA_VERSION
+from latentsight.store.renders import RENDERS_SCHEMA, StoredRender
 from latentsight.store.writer import QUARANTINE_SCHEMA, RunWriter, latent_file
 
 

@@ -28,8 +28,8 @@ from latentsight.explain.targets import (
     scoring_forward,
     target_classes,
 )
-from latentsight.render import picture
 from latentsight.store.manifest import render_parts
+from latentsight.store.renders import picture
 from latentsight.store.run import stored_renders
 
 if TYPE_CHECKING:

@@ -1,12 +1,5 @@
-"""Insight detectors: each finds one kind of failure population, backed by statistics."""
+"""Insight detectors: each finds one kind of failure population, backed by statistics.
 
-from latentsight.insights import (  # noqa: F401 - importing a detector module registers it
-    aggressors,
-    duplicates,
-    label_issues,
-    metadata_trends,
-    outliers,
-    overfitting,
-    representation,
-    spurious,
-)
+The engine (:mod:`latentsight.insights.engine`) imports every detector module, which registers
+it; reading a run's stored insights needs none of them.
+"""

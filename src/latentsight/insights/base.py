@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 
-from latentsight.latent.neighbors import NeighborGraph
+if TYPE_CHECKING:
+    from latentsight.latent.neighbors import NeighborGraph
 
 GROUPS_LISTED = 50  # groups of near-copies written into an insight's details (largest first)
 IDS_LISTED = 20  # sample ids written per listed group

@@ -17,6 +17,16 @@ from latentsight import __version__
 from latentsight._progress import progress_bars
 from latentsight.discovery.discover import DiscoverySettings
 from latentsight.errors import LatentsightError
+from latentsight.insights import (  # noqa: F401 - importing a detector module registers it
+    aggressors,
+    duplicates,
+    label_issues,
+    metadata_trends,
+    outliers,
+    overfitting,
+    representation,
+    spurious,
+)
 from latentsight.insights.base import DETECTORS, AnalysisContext, AnalysisSettings, Insight
 from latentsight.insights.describe import enriched_metadata
 from latentsight.insights.ranking import rank_insights

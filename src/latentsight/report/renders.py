@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from latentsight.render import RENDER_COLUMNS, png, stored_pixels
 from latentsight.store.manifest import render_parts
+from latentsight.store.renders import RENDER_COLUMNS, png, stored_pixels
 
 _CACHED_GROUPS = 8
 

@@ -15,7 +15,6 @@ from PIL import Image
 
 from latentsight.errors import NotRecordedError, RunStoreError
 from latentsight.insights.base import AnalysisSettings, Insight
-from latentsight.render import RENDER_COLUMNS, picture, stored_pixels
 from latentsight.store import analysis
 from latentsight.store.manifest import (
     QUARANTINE,
@@ -25,6 +24,7 @@ from latentsight.store.manifest import (
     read_manifest,
     render_parts,
 )
+from latentsight.store.renders import RENDER_COLUMNS, picture, stored_pixels
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
