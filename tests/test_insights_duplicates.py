@@ -124,7 +124,8 @@ def test_hand_made_leakage_and_redundancy_found_exactly():
     assert (scores["duplicate_group"] >= 0).sum() == 26
 
 
-def test_near_copies_of_another_class_are_not_leakage():
+def _copies_of_several_classes() -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Random latents with planted near-copy groups, some of one class and some of several."""
     rng = np.random.default_rng(2)
     latents = rng.normal(size=(800, 6))
     subsets = ["train"] * 600 + ["val"] * 200
@@ -146,7 +147,11 @@ def test_near_copies_of_another_class_are_not_leakage():
     targets[:30], targets[7] = 3, 0
     latents[[450, 451]] = latents[450] + rng.normal(scale=0.01, size=(2, 6))
     targets[[450, 451]] = [2, 3]
+    return latents, subsets, targets
 
+
+def test_near_copies_of_another_class_are_not_leakage():
+    latents, subsets, targets = _copies_of_several_classes()
     result = NearDuplicates().run(_context(latents, subsets, targets))
     [leak] = [i for i in result.insights if i.kind == "leakage"]
     assert set(leak.population) == {f"s{i}" for i in (100, 600, 200, 601, 500, 501, 502, 604)}
@@ -158,6 +163,31 @@ def test_near_copies_of_another_class_are_not_leakage():
     result = NearDuplicates().run(_context(latents, subsets, targets, task="regression"))
     [leak] = [i for i in result.insights if i.kind == "leakage"]
     assert {i for i in leak.population if i.startswith("s6")} == {f"s60{i}" for i in range(5)}
+    assert "collapsed_classes" not in {i.kind for i in result.insights}
+
+
+def test_groups_of_several_classes_are_collapsed_classes_with_their_likely_errors():
+    latents, subsets, targets = _copies_of_several_classes()
+    result = NearDuplicates().run(_context(latents, subsets, targets))
+    [collapsed] = [i for i in result.insights if i.kind == "collapsed_classes"]
+    mixed = {
+        (300, 602): {300, 602},  # one copy each of two classes: no majority, both suspect
+        (400, 401, 603): {401},
+        (500, 501, 502, 604): {502},
+        tuple(range(30)): {7},
+        (450, 451): {450, 451},
+    }
+    assert set(collapsed.population) == {f"s{i}" for group in mixed for i in group}
+    assert result.info["collapsed_groups"] == 5 and collapsed.q_value < ALPHA
+    groups = collapsed.evidence[0].details["groups"]
+    assert len(groups) == len(mixed)
+    for group, suspects in mixed.items():  # ids are listed up to IDS_LISTED per group
+        [listed] = [g for g in groups if set(g["ids"]) <= {f"s{i}" for i in group}]
+        assert listed["size"] == len(group)
+        assert set(listed["minority_ids"]) == {f"s{i}" for i in suspects}
+    [whole] = [g for g in groups if g["size"] == 30]
+    assert whole["classes"] == {"3": 29, "0": 1} and whole["majority_class"] == 3
+    assert "5 classes" not in collapsed.title and "4 classes" in collapsed.title
 
 
 def _cloud(rng: np.random.Generator, kind: str, dim: int, n: int = 1200) -> np.ndarray:

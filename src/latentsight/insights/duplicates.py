@@ -37,6 +37,12 @@ How samples are called near-duplicates, and how that is tested:
   inflated (a false "leakage" before this rule); groups without a majority label are counted in
   ``info["conflicting_groups"]``. An insight's p-value is the Simes
   combination of its groups' ``u`` over the same ``N``.
+* Collapsed classes: a group whose labelled members carry two classes or more, in any subsets.
+  The model represents them as near-identical, so it cannot give each its own class: either the
+  inputs are copies and labels disagree (the members outside the group's majority class are
+  listed as the likely errors), or the inputs differ and the model does not separate them. On
+  the default demo this is one group of grayscale images of several shapes (the
+  under-represented population), with ten times the mean loss.
 * Effect: typical distance / the population's median duplicate distance ("how many times closer
   than usual"), capped at ``MAX_EFFECT`` so that exact copies (distance 0) stay finite.
 """
@@ -44,6 +50,7 @@ How samples are called near-duplicates, and how that is tested:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -288,6 +295,32 @@ def _labelled_like_train(ctx: AnalysisContext, groups: np.ndarray) -> np.ndarray
     return target == majority.reindex(groups).to_numpy(dtype=np.float64)
 
 
+def _class_counts(ctx: AnalysisContext, groups: np.ndarray) -> pd.DataFrame:
+    """Per group (rows) the number of labelled members of each class (columns); empty where
+    labels are not classes."""
+    if ctx.task not in ("classification", "binary") or "target" not in ctx.samples:
+        return pd.DataFrame()
+    target = pd.to_numeric(ctx.samples["target"], errors="coerce").to_numpy(dtype=np.float64)
+    counted = (groups >= 0) & ctx.is_labeled & ~np.isnan(target)
+    return pd.crosstab(groups[counted], target[counted].astype(np.int64))
+
+
+def _minority(ctx: AnalysisContext, members: np.ndarray, classes: pd.Series) -> dict[str, Any]:
+    """A collapsed group's classes, its strict-majority class (None without one) and the ids of
+    the members outside it (all labelled members without a majority): the likely errors when the
+    members are copies."""
+    majority = classes.idxmax() if classes.max() * 2 > classes.sum() else None
+    target = pd.to_numeric(ctx.samples["target"], errors="coerce").to_numpy(dtype=np.float64)
+    outside = members & ctx.is_labeled
+    if majority is not None:
+        outside &= target != majority
+    return {
+        "classes": {str(label): int(count) for label, count in classes.items() if count > 0},
+        "majority_class": None if majority is None else int(majority),
+        "minority_ids": population_ids(ctx, outside)[:IDS_LISTED],
+    }
+
+
 @register
 class NearDuplicates(Detector):
     """Near-duplicate groups: leakage between training and evaluation data, redundancy in train."""
@@ -295,7 +328,8 @@ class NearDuplicates(Detector):
     name = "duplicate"
     description = (
         "Samples far closer to a neighbour than typical, grouped and gap-tested; groups spanning "
-        "train and evaluation are leakage, groups inside train are redundancy."
+        "train and evaluation are leakage, groups inside train are redundancy, groups holding "
+        "several classes are collapsed classes."
     )
 
     def __init__(self, ratio: float = DUPLICATE_RATIO) -> None:
@@ -330,6 +364,9 @@ class NearDuplicates(Detector):
         # The gap test's u of each kept group (kept groups are candidate groups, renumbered).
         kept_u = np.ones(n_groups)
         kept_u[labels[grouped]] = found.u[found.candidates[grouped]]
+        classes = _class_counts(ctx, labels)
+        mixed = classes[(classes > 0).sum(axis=1) >= 2]
+        collapsed = mixed.index.to_numpy(dtype=np.int64)
         info = {
             "threshold_ratio": self.ratio,
             "typical_distance": found.typical,
@@ -342,6 +379,7 @@ class NearDuplicates(Detector):
             "leaking_groups": len(leaking),
             "conflicting_groups": len(spanning) - len(leaking) + len(inside_train) - len(redundant),
             "redundant_groups": len(redundant),
+            "collapsed_groups": len(collapsed),
         }
         candidates = []
         if leaking.size:
@@ -349,14 +387,17 @@ class NearDuplicates(Detector):
         copies = np.isin(labels, redundant) & (like_train | ~ctx.is_train)
         if redundant.size and copies.sum() >= ctx.settings.min_population:
             candidates.append(("redundancy", redundant))
+        if collapsed.size:
+            candidates.append(("collapsed_classes", collapsed))
         p_values = np.array([simes(kept_u[groups], ctx.n) for _, groups in candidates])
         q_values = benjamini_hochberg(p_values)
         members = {
             "leakage": np.isin(labels, leaking) & (ctx.is_train | leaked),
             "redundancy": copies,
+            "collapsed_classes": np.isin(labels, collapsed),
         }
         insights = [
-            self._insight(ctx, found, kind, groups, members[kind], float(p), float(q))
+            self._insight(ctx, found, kind, groups, members[kind], float(p), float(q), mixed)
             for (kind, groups), p, q in zip(candidates, p_values, q_values, strict=True)
         ]
         return DetectorResult(insights, scores=scores, info={**info, "tested": len(candidates)})
@@ -370,25 +411,27 @@ class NearDuplicates(Detector):
         mask: np.ndarray,
         p: float,
         q: float,
+        classes: pd.DataFrame,
     ) -> Insight:
-        """One leakage or redundancy insight over the members (``mask``) of its groups."""
+        """One leakage, redundancy or collapsed-classes insight over the members (``mask``) of
+        its groups; ``classes`` counts the classes in each collapsed group."""
         samples = ctx.samples
         subsets = samples.loc[mask, "subset"].value_counts().to_dict()
         effect = effect_of(found.ratio[mask])
         listed = []
         for group in groups[:GROUPS_LISTED]:
             members = mask & (found.labels == group)
-            listed.append(
-                {
-                    "group": int(group),
-                    "size": int(members.sum()),
-                    "subsets": {
-                        str(k): int(v)
-                        for k, v in samples.loc[members, "subset"].value_counts().items()
-                    },
-                    "ids": population_ids(ctx, members)[:IDS_LISTED],
-                }
-            )
+            entry = {
+                "group": int(group),
+                "size": int(members.sum()),
+                "subsets": {
+                    str(k): int(v) for k, v in samples.loc[members, "subset"].value_counts().items()
+                },
+                "ids": population_ids(ctx, members)[:IDS_LISTED],
+            }
+            if kind == "collapsed_classes":
+                entry.update(_minority(ctx, members, classes.loc[group]))
+            listed.append(entry)
         details = {
             "groups": listed,
             "n_groups": len(groups),
@@ -418,6 +461,28 @@ class NearDuplicates(Detector):
             action = (
                 "Remove the evaluation copies or move them to train: evaluation scores are "
                 "inflated."
+            )
+        elif kind == "collapsed_classes":
+            n_classes = int((classes.loc[groups] > 0).any(axis=0).sum())
+            title = (
+                f"Collapsed classes: {n} samples of {n_classes} classes that the model represents "
+                "as near-identical"
+            )
+            groups_text = (
+                f"{n_groups} groups of near-identical latent vectors ({n} samples, largest "
+                f"{listed[0]['size']})"
+                if n_groups > 1
+                else f"A group of {n} near-identical latent vectors"
+            )
+            description = (
+                f"{groups_text}, {effect:.3g}x closer to each other than neighbours typically "
+                f"are, hold{'' if n_groups > 1 else 's'} {n_classes} classes: the model cannot "
+                "tell these samples apart, so some are misclassified whatever it predicts."
+            )
+            action = (
+                "Look at each group: if the inputs are copies, their labels disagree and the "
+                "minority ones are likely wrong (relabel them); if the inputs differ, the model "
+                "does not separate them (collect more samples like them)."
             )
         else:
             title = f"Redundancy: {n} training samples in {n_groups} near-duplicate groups"
