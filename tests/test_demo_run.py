@@ -39,6 +39,8 @@ def test_demo_trains_once_captures_and_keeps_ground_truth_apart(tmp_path):
     assert f"Demo run written to {tmp_path / 'run'}" in first.stdout.replace("\n", "")
 
     run = ls.open_run(tmp_path / "run")
+    assert run.insights and run.insights[0].kind.replace("_", " ") in first.stdout
+    assert f"all {len(run.insights)}: --top {len(run.insights)}" in first.stdout
     assert run.layers == DEMO_LAYERS
     assert run.subsets == {"train": 600, "val": 240}
     samples = run.samples

@@ -260,6 +260,7 @@ def demo(
     except LatentsightError as error:
         _fail(error)
     console.print(run_view(run))
+    console.print(insights_view(run, top=5))
     console.print(
         f"[bold green]Demo run written to[/] {run.path}. Open it in Python with "
         f"latentsight.open_run({str(run.path)!r}) or inspect it with `latentsight info {run.path}`."
