@@ -274,7 +274,17 @@ def effect_of(ratios: np.ndarray) -> float:
     return float(min(1.0 / max(float(np.median(ratios)), 1.0 / MAX_EFFECT), MAX_EFFECT))
 
 
-def _labelled_like_train(ctx: AnalysisContext, groups: np.ndarray) -> np.ndarray:
+def _class_targets(ctx: AnalysisContext) -> np.ndarray | None:
+    """The class labels as floats (NaN where missing), or None where labels are not classes
+    (regression, multi-label, no targets)."""
+    if ctx.task not in ("classification", "binary") or "target" not in ctx.samples:
+        return None
+    return pd.to_numeric(ctx.samples["target"], errors="coerce").to_numpy(dtype=np.float64)
+
+
+def _labelled_like_train(
+    ctx: AnalysisContext, groups: np.ndarray, target: np.ndarray | None
+) -> np.ndarray:
     """Per sample: whether it carries the class label held by most of its group's training members.
 
     Copies share their label. A group whose training members have no majority label holds
@@ -284,10 +294,7 @@ def _labelled_like_train(ctx: AnalysisContext, groups: np.ndarray) -> np.ndarray
     keeps one mislabelled training copy from hiding the rest. All True where labels are not
     classes (regression, multi-label, no targets).
     """
-    if ctx.task not in ("classification", "binary") or "target" not in ctx.samples:
-        return np.ones(ctx.n, dtype=bool)
-    target = pd.to_numeric(ctx.samples["target"], errors="coerce").to_numpy(dtype=np.float64)
-    if np.isnan(target[ctx.is_labeled]).any():
+    if target is None or np.isnan(target[ctx.is_labeled]).any():
         return np.ones(ctx.n, dtype=bool)
     in_train = (groups >= 0) & ctx.is_train
     counts = pd.crosstab(groups[in_train], target[in_train])
@@ -295,22 +302,24 @@ def _labelled_like_train(ctx: AnalysisContext, groups: np.ndarray) -> np.ndarray
     return target == majority.reindex(groups).to_numpy(dtype=np.float64)
 
 
-def _class_counts(ctx: AnalysisContext, groups: np.ndarray) -> pd.DataFrame:
+def _class_counts(
+    ctx: AnalysisContext, groups: np.ndarray, target: np.ndarray | None
+) -> pd.DataFrame:
     """Per group (rows) the number of labelled members of each class (columns); empty where
     labels are not classes."""
-    if ctx.task not in ("classification", "binary") or "target" not in ctx.samples:
+    if target is None:
         return pd.DataFrame()
-    target = pd.to_numeric(ctx.samples["target"], errors="coerce").to_numpy(dtype=np.float64)
     counted = (groups >= 0) & ctx.is_labeled & ~np.isnan(target)
     return pd.crosstab(groups[counted], target[counted].astype(np.int64))
 
 
-def _minority(ctx: AnalysisContext, members: np.ndarray, classes: pd.Series) -> dict[str, Any]:
+def _minority(
+    ctx: AnalysisContext, members: np.ndarray, classes: pd.Series, target: np.ndarray
+) -> dict[str, Any]:
     """A collapsed group's classes, its strict-majority class (None without one) and the ids of
     the members outside it (all labelled members without a majority): the likely errors when the
     members are copies."""
     majority = classes.idxmax() if classes.max() * 2 > classes.sum() else None
-    target = pd.to_numeric(ctx.samples["target"], errors="coerce").to_numpy(dtype=np.float64)
     outside = members & ctx.is_labeled
     if majority is not None:
         outside &= target != majority
@@ -354,7 +363,8 @@ class NearDuplicates(Detector):
         grouped = labels >= 0
         train_count = np.bincount(labels[grouped], ctx.is_train[grouped], n_groups)
         eval_count = np.bincount(labels[grouped], ctx.is_eval[grouped], n_groups)
-        like_train = _labelled_like_train(ctx, labels)
+        target = _class_targets(ctx)
+        like_train = _labelled_like_train(ctx, labels, target)
         spanning = np.flatnonzero((train_count > 0) & (eval_count > 0))
         leaked = np.isin(labels, spanning) & ctx.is_eval & like_train
         leaking = np.unique(labels[leaked])
@@ -364,7 +374,7 @@ class NearDuplicates(Detector):
         # The gap test's u of each kept group (kept groups are candidate groups, renumbered).
         kept_u = np.ones(n_groups)
         kept_u[labels[grouped]] = found.u[found.candidates[grouped]]
-        classes = _class_counts(ctx, labels)
+        classes = _class_counts(ctx, labels, target)
         mixed = classes[(classes > 0).sum(axis=1) >= 2]
         collapsed = mixed.index.to_numpy(dtype=np.int64)
         info = {
@@ -397,7 +407,9 @@ class NearDuplicates(Detector):
             "collapsed_classes": np.isin(labels, collapsed),
         }
         insights = [
-            self._insight(ctx, found, kind, groups, members[kind], float(p), float(q), mixed)
+            self._insight(
+                ctx, found, kind, groups, members[kind], float(p), float(q), mixed, target
+            )
             for (kind, groups), p, q in zip(candidates, p_values, q_values, strict=True)
         ]
         return DetectorResult(insights, scores=scores, info={**info, "tested": len(candidates)})
@@ -412,9 +424,10 @@ class NearDuplicates(Detector):
         p: float,
         q: float,
         classes: pd.DataFrame,
+        target: np.ndarray | None,
     ) -> Insight:
         """One leakage, redundancy or collapsed-classes insight over the members (``mask``) of
-        its groups; ``classes`` counts the classes in each collapsed group."""
+        its groups; ``classes`` counts the classes in each collapsed group of ``target``."""
         samples = ctx.samples
         subsets = samples.loc[mask, "subset"].value_counts().to_dict()
         effect = effect_of(found.ratio[mask])
@@ -430,7 +443,7 @@ class NearDuplicates(Detector):
                 "ids": population_ids(ctx, members)[:IDS_LISTED],
             }
             if kind == "collapsed_classes":
-                entry.update(_minority(ctx, members, classes.loc[group]))
+                entry.update(_minority(ctx, members, classes.loc[group], target))
             listed.append(entry)
         details = {
             "groups": listed,
