@@ -1,8 +1,8 @@
 """How long does a command-line call wait before it does anything?
 
 Run ``python benchmarks/cli_startup.py [--repeats N]``. It writes a tiny demo run, then times
-fresh processes of ``latentsight --help``, ``latentsight info RUN`` and ``latentsight insights
-RUN`` (which reads the stored analysis), and prints each one's median wall time beside the
+fresh processes of ``latentsight --help``, ``latentsight info RUN``, ``latentsight insights
+RUN`` (which reads the stored analysis) and ``latentsight report RUN``, and prints each one's median wall time beside the
 baseline measured in the same run: a fresh Python process that only imports PyTorch, the floor
 that every command paid when the package loaded its model libraries up front.
 """
@@ -47,9 +47,16 @@ def main() -> None:
         table = Table(title="command-line start: fresh processes, median wall time")
         for column in ("command", "seconds", "baseline: import torch", "ratio"):
             table.add_column(column, justify="left" if column == "command" else "right")
-        for arguments in (["--help"], ["info", run], ["insights", run, "--top", "5"]):
+        page = str(Path(tmp) / "report.html")
+        commands = (
+            ["--help"],
+            ["info", run],
+            ["insights", run, "--top", "5"],
+            ["report", run, "-o", page],
+        )
+        for arguments in commands:
             spent = seconds([*cli, *arguments], args.repeats)
-            shown = " ".join("RUN" if part == run else part for part in arguments)
+            shown = " ".join({run: "RUN", page: "PAGE"}.get(part, part) for part in arguments)
             table.add_row(
                 f"latentsight {shown}", f"{spent:.2f}", f"{baseline:.2f}", f"{spent / baseline:.2f}"
             )

@@ -23,8 +23,8 @@ from typer.testing import CliRunner
 
 from latentsight.cli import app
 from latentsight.errors import LatentsightError, NotRecordedError
-from latentsight.explain.overlay import overlay
 from latentsight.insights.engine import concept_settings
+from latentsight.overlay import overlay
 from latentsight.report import tables
 
 SECTIONS = ["provenance", "metrics", "map", "insights", "samples", "trends"]

@@ -17,9 +17,9 @@ import latentsight as ls
 from latentsight.cli import app as cli
 from latentsight.concepts.store import discovered_file
 from latentsight.errors import LatentsightError
-from latentsight.explain.overlay import overlay
 from latentsight.insights.describe import enriched_metadata
 from latentsight.latent.projection import reduce
+from latentsight.overlay import overlay
 from latentsight.server import RunState, background, create_app
 from latentsight.server.security import check_binding
 

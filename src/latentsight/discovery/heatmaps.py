@@ -22,7 +22,7 @@ from PIL import Image
 from latentsight.discovery.errors import DiscoveryError
 from latentsight.discovery.positions import nnls_codes
 from latentsight.discovery.session import probe
-from latentsight.explain.overlay import overlay, panel
+from latentsight.overlay import overlay, panel
 
 if TYPE_CHECKING:
     from latentsight.discovery.result import ConceptBank

@@ -3,12 +3,12 @@ intermediate activations, feature visualization, and checks that the maps are fa
 
 from latentsight.explain.activations import ActivationMaps, ActivationSweep
 from latentsight.explain.attribution import METHODS, AttributionSettings
-from latentsight.explain.cache import ExplanationCache, StoredMap, sample_maps
 from latentsight.explain.checks import ExplanationChecks
 from latentsight.explain.filters import FilterImages, FilterSettings
 from latentsight.explain.maco import MacoResult, MacoSettings, maco
-from latentsight.explain.overlay import normalize_map, overlay
 from latentsight.explain.result import Explanation, LayerSweep
+from latentsight.overlay import normalize_map, overlay
+from latentsight.store.explanations import ExplanationCache, StoredMap, sample_maps
 
 __all__ = [
     "METHODS",

@@ -18,8 +18,8 @@ from PIL import Image
 from torch import nn
 
 from latentsight.errors import ExplanationError
-from latentsight.explain.overlay import enlarge, panel
 from latentsight.explain.session import ModelSession, sample_rows
+from latentsight.overlay import enlarge, panel
 
 if TYPE_CHECKING:
     from latentsight.store.run import Run

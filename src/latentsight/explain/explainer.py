@@ -12,7 +12,6 @@ from torch import nn
 
 from latentsight.errors import ExplanationError
 from latentsight.explain.attribution import AttributionSettings, Method, method_class
-from latentsight.explain.cache import Cached, CacheKey, ExplanationCache
 from latentsight.explain.result import Explanation, LayerSweep
 from latentsight.explain.session import (
     ModelSession,
@@ -28,6 +27,7 @@ from latentsight.explain.targets import (
     scoring_forward,
     target_classes,
 )
+from latentsight.store.explanations import Cached, CacheKey, ExplanationCache
 from latentsight.store.manifest import render_parts
 from latentsight.store.renders import picture
 from latentsight.store.run import stored_renders

@@ -25,8 +25,8 @@ from PIL import Image
 from latentsight.capture.forward import call_model
 from latentsight.errors import ExplanationError
 from latentsight.explain.maco import MacoSettings, maco, magnitude_template
-from latentsight.explain.overlay import enlarge, panel
 from latentsight.explain.session import ModelSession, frozen, no_inplace
+from latentsight.overlay import enlarge, panel
 
 if TYPE_CHECKING:
     from latentsight.store.run import Run

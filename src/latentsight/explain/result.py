@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from latentsight.explain.overlay import Sign, heatmap, overlay, panel
+from latentsight.overlay import Sign, heatmap, overlay, panel
 from latentsight.store.files import layer_file_stem
 
 
@@ -32,7 +32,7 @@ class Explanation:
             ``N x C x H x W`` per input channel for input methods.
         classes: the class explained for each sample (-1 where a function scored the outputs).
         images: ``N x H x W x 3`` uint8 pictures of the inputs, for overlays.
-        sign: how overlays read the maps (see :func:`latentsight.explain.overlay.normalize_map`).
+        sign: how overlays read the maps (see :func:`latentsight.overlay.normalize_map`).
     """
 
     method: str

@@ -3,9 +3,9 @@
 This is the one place the report and the dashboard learn about them, so each view appears only
 when its data exists. Both are read through the packages that write them:
 
-- explanations: the cache of ``run.explain`` (``latentsight.explain.cache``), one entry per
+- explanations: the cache of ``run.explain`` (``latentsight.store.explanations``), one entry per
   method, layer, target and settings under ``<run>/explanations/``; a sample's maps are drawn over
-  its stored render with ``latentsight.explain.overlay`` (one normalisation convention).
+  its stored render with ``latentsight.overlay`` (one normalisation convention).
 - concepts: the tables ``run.concepts(...)`` and its ``.audit()`` store under ``<run>/concepts/``
   (``latentsight.concepts.store``).
 
@@ -24,8 +24,8 @@ import pandas as pd
 from PIL import Image
 
 from latentsight.concepts.store import StoredTable, read_table, stored_tables
-from latentsight.explain.cache import StoredMap, has_maps, sample_maps
-from latentsight.explain.overlay import heatmap, overlay
+from latentsight.overlay import heatmap, overlay
+from latentsight.store.explanations import StoredMap, has_maps, sample_maps
 
 
 @dataclass(frozen=True)

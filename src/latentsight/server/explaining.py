@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 
-from latentsight.explain.cache import CONFIG, EXPLANATIONS
 from latentsight.report import extras
+from latentsight.store.explanations import CONFIG, EXPLANATIONS
 
 if TYPE_CHECKING:
     from latentsight.report.renders import RenderIndex

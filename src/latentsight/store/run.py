@@ -438,6 +438,6 @@ class Run:
     @property
     def explanations(self) -> pd.DataFrame:
         """The explanations cached in this run: method, layer, target, settings, samples."""
-        from latentsight.explain.cache import ExplanationCache
+        from latentsight.store.explanations import ExplanationCache
 
         return ExplanationCache(self.path).entries()
