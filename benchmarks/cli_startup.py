@@ -1,10 +1,10 @@
 """How long does a command-line call wait before it does anything?
 
 Run ``python benchmarks/cli_startup.py [--repeats N]``. It writes a tiny demo run, then times
-fresh processes of ``latentsight --help``, ``latentsight info RUN``, ``latentsight insights
-RUN`` (which reads the stored analysis) and ``latentsight report RUN``, and prints each one's median wall time beside the
-baseline measured in the same run: a fresh Python process that only imports PyTorch, the floor
-that every command paid when the package loaded its model libraries up front.
+fresh processes of ``latentsight --help``, ``latentsight info RUN``, ``latentsight insights RUN``
+(which reads the stored analysis) and ``latentsight report RUN``, and prints each one's median
+wall time beside the baseline measured in the same run: a fresh Python process that only imports
+PyTorch, the floor that every command paid when the package loaded its model libraries up front.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def seconds(command: list[str], repeats: int) -> float:
 
 
 def main() -> None:
-    """Write the run, time the commands and the baseline in turns, print the table."""
+    """Write the run, time the baseline and then each command, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed processes per command")
     args = parser.parse_args()

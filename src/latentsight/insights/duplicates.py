@@ -282,6 +282,12 @@ def _class_targets(ctx: AnalysisContext) -> np.ndarray | None:
     return pd.to_numeric(ctx.samples["target"], errors="coerce").to_numpy(dtype=np.float64)
 
 
+def _strict_majority(counts: pd.DataFrame) -> pd.Series:
+    """Per row of class counts, the class holding more than half of the row; rows without one
+    are left out."""
+    return counts.idxmax(axis=1)[counts.max(axis=1) * 2 > counts.sum(axis=1)]
+
+
 def _labelled_like_train(
     ctx: AnalysisContext, groups: np.ndarray, target: np.ndarray | None
 ) -> np.ndarray:
@@ -297,8 +303,7 @@ def _labelled_like_train(
     if target is None or np.isnan(target[ctx.is_labeled]).any():
         return np.ones(ctx.n, dtype=bool)
     in_train = (groups >= 0) & ctx.is_train
-    counts = pd.crosstab(groups[in_train], target[in_train])
-    majority = counts.idxmax(axis=1)[counts.max(axis=1) * 2 > counts.sum(axis=1)]
+    majority = _strict_majority(pd.crosstab(groups[in_train], target[in_train]))
     return target == majority.reindex(groups).to_numpy(dtype=np.float64)
 
 
@@ -314,12 +319,15 @@ def _class_counts(
 
 
 def _minority(
-    ctx: AnalysisContext, members: np.ndarray, classes: pd.Series, target: np.ndarray
+    ctx: AnalysisContext,
+    members: np.ndarray,
+    classes: pd.Series,
+    majority: int | None,
+    target: np.ndarray,
 ) -> dict[str, Any]:
     """A collapsed group's classes, its strict-majority class (None without one) and the ids of
     the members outside it (all labelled members without a majority): the likely errors when the
     members are copies."""
-    majority = classes.idxmax() if classes.max() * 2 > classes.sum() else None
     outside = members & ctx.is_labeled
     if majority is not None:
         outside &= target != majority
@@ -431,6 +439,8 @@ class NearDuplicates(Detector):
         samples = ctx.samples
         subsets = samples.loc[mask, "subset"].value_counts().to_dict()
         effect = effect_of(found.ratio[mask])
+        collapsing = kind == "collapsed_classes"
+        majority = _strict_majority(classes.loc[groups]) if collapsing else pd.Series()
         listed = []
         for group in groups[:GROUPS_LISTED]:
             members = mask & (found.labels == group)
@@ -442,8 +452,10 @@ class NearDuplicates(Detector):
                 },
                 "ids": population_ids(ctx, members)[:IDS_LISTED],
             }
-            if kind == "collapsed_classes":
-                entry.update(_minority(ctx, members, classes.loc[group], target))
+            if collapsing:
+                entry.update(
+                    _minority(ctx, members, classes.loc[group], majority.get(group), target)
+                )
             listed.append(entry)
         details = {
             "groups": listed,
