@@ -57,6 +57,57 @@ def test_loss_component_of_the_wrong_shape_is_named():
         ls.check(project(loss=bad_loss))
 
 
+def test_loss_that_raises_is_named_with_what_it_was_given():
+    data = {"train": [(x, 5) for x, _ in image_items(16, 1)]}
+    with pytest.raises(
+        ls.ProjectError,
+        match=r"The loss raised IndexError\('Target 5 is out of bounds.'\) on the first batch of "
+        r"subset 'train'\. It was given outputs \(8, 3\) float32 and targets \(8,\) int64",
+    ):
+        ls.check(project(data=data))
+
+
+def test_a_sample_the_loss_fails_on_is_reported_and_quarantined(tmp_path):
+    data = {"train": image_items(16, 1)}
+    data["train"][2] = (data["train"][2][0], 5)
+    plan = ls.check(project(data=data))
+    assert any(w.startswith("train/2: IndexError") for w in plan.warnings)
+    run = ls.analyze(project(data=data), out=tmp_path / "run", insights=False, progress=False)
+    assert run.quarantine["id"].tolist() == ["train/2"]
+    assert "Target 5 is out of bounds" in run.quarantine["error"].iloc[0]
+    assert len(run.samples) == 15
+
+
+def test_string_targets_are_described_when_the_loss_fails_on_them():
+    data = {"train": [(x, "cat") for x, _ in image_items(16, 1)]}
+    with pytest.raises(ls.ProjectError, match=r"The loss raised .* targets list of 8 str"):
+        ls.check(project(data=data))
+
+
+def test_metric_that_raises_is_named():
+    def top2(outputs, targets):
+        return outputs.topk(5, dim=1).indices.eq(targets[:, None]).any(dim=1).float()
+
+    with pytest.raises(ls.ProjectError, match=r"Metric 'top2' raised RuntimeError"):
+        ls.check(project(metrics={"top2": ls.Metric(top2, better="higher")}))
+
+
+def test_metadata_function_that_raises_is_named():
+    def metadata(subset, index):
+        return {"camera": {"train": "a"}[subset]}
+
+    with pytest.raises(ls.ProjectError, match=r"The metadata function raised KeyError\('val'\)"):
+        ls.check(project(metadata=metadata))
+
+
+def test_render_that_raises_is_named():
+    def render(image):
+        return image.permute(1, 2, 0).numpy()[..., 3]
+
+    with pytest.raises(ls.ProjectError, match=r"Project\.render raised IndexError"):
+        ls.check(project(render=render))
+
+
 def test_metadata_without_ids_is_refused():
     frame = pd.DataFrame({"brightness": range(24)})
     with pytest.raises(ls.ProjectError, match="add an 'id' column"):
@@ -65,8 +116,35 @@ def test_metadata_without_ids_is_refused():
 
 def test_metadata_that_does_not_align_names_missing_ids():
     frame = pd.DataFrame({"id": [f"sample-{i}" for i in range(24)], "brightness": range(24)})
-    with pytest.raises(ls.ProjectError, match=r"no row for 8 sample\(s\).*'train/0'.*'sample-0'"):
+    with pytest.raises(
+        ls.ProjectError, match=r"no row for 24 of the 24 samples, e\.g\. \['train/0'.*'sample-0'"
+    ):
         ls.check(project(metadata=frame))
+
+
+def test_metadata_missing_rows_past_the_checked_items_is_refused_up_front():
+    ids = [f"train/{i}" for i in range(10)] + [f"val/{i}" for i in range(8)]
+    frame = pd.DataFrame({"id": ids, "brightness": range(18)})
+    with pytest.raises(
+        ls.ProjectError, match=r"no row for 6 of the 24 samples, e\.g\. \['train/10', 'train/11'"
+    ):
+        ls.check(project(metadata=frame))
+
+
+def test_metadata_rows_matching_no_sample_are_a_warning():
+    ids = [f"train/{i}" for i in range(16)] + [f"val/{i}" for i in range(8)] + ["test/0"]
+    plan = ls.check(project(metadata=pd.DataFrame({"id": ids, "brightness": range(25)})))
+    assert plan.metadata_columns == ["brightness"]
+    assert any("1 row(s) matching no sample, e.g. ['test/0']" in w for w in plan.warnings)
+
+
+def test_metadata_shorter_than_the_data_is_refused_when_items_carry_ids():
+    items = [
+        {"input": x, "target": y, "id": f"img-{i}"} for i, (x, y) in enumerate(image_items(16, 1))
+    ]
+    frame = pd.DataFrame({"id": [f"img-{i}" for i in range(12)], "brightness": range(12)})
+    with pytest.raises(ls.ProjectError, match="12 rows for 16 samples"):
+        ls.check(project(data={"train": items}, metadata=frame))
 
 
 def test_metadata_with_duplicated_ids_is_refused():

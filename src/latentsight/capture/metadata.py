@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from latentsight.capture.items import ParsedItem
+from latentsight.capture.items import ParsedItem, default_id
 from latentsight.errors import ProjectError
 from latentsight.project import MetadataFn
 
@@ -38,6 +38,42 @@ class MetadataSource:
             _check_names(self._frame.columns)
         elif metadata is not None:
             self._fn = metadata
+
+    def check_covers(self, sizes: Mapping[str, int], own_ids: bool) -> list[str]:
+        """Refuse a frame that lacks a row for some sample, before the pass rather than during it.
+
+        With default ids (``<subset>/<index>``) every sample's id is known without loading it, so
+        the missing ones are counted and named, and rows that match no sample are reported (as
+        warnings: they are ignored). With ids the items carry, a frame with fewer rows than there
+        are samples must miss some.
+        """
+        if self._frame is None:
+            return []
+        total = sum(sizes.values())
+        if own_ids:
+            if len(self._frame) < total:
+                raise ProjectError(
+                    f"Project.metadata has {len(self._frame)} rows for {total} samples: give "
+                    "every sample a row, keyed by the 'id' its item carries."
+                )
+            return []
+        expected = pd.Index(
+            [default_id(subset, index) for subset, size in sizes.items() for index in range(size)]
+        )
+        missing = expected[~expected.isin(self._frame.index)]
+        if len(missing):
+            raise ProjectError(
+                f"Project.metadata has no row for {len(missing)} of the {total} samples, e.g. "
+                f"{list(missing[:3])}; its ids look like {list(self._frame.index[:3])}. Give "
+                "every sample a row, keyed by its id ('<subset>/<index>', e.g. 'train/0')."
+            )
+        unused = self._frame.index[~self._frame.index.isin(expected)]
+        if len(unused):
+            return [
+                f"Project.metadata has {len(unused)} row(s) matching no sample, e.g. "
+                f"{list(unused[:3])}: they are ignored."
+            ]
+        return []
 
     def columns(self, items: Sequence[ParsedItem]) -> dict[str, list[Any]]:
         """Metadata columns for the items, in item order (missing values become None)."""

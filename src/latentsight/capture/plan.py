@@ -14,7 +14,14 @@ import torch
 from torch import nn
 
 from latentsight.capture.forward import ForwardSpec, call_model, forward_items
-from latentsight.capture.items import FailedItem, ParsedItem, collate, load_item, to_device
+from latentsight.capture.items import (
+    FailedItem,
+    ParsedItem,
+    collate,
+    default_id,
+    load_item,
+    to_device,
+)
 from latentsight.capture.layers import LayerRef, default_layers, first_tensor, resolve_layers
 from latentsight.capture.metadata import MetadataSource
 from latentsight.capture.outputs import infer_task
@@ -82,9 +89,10 @@ def _describe(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{key}: {_describe(inner)}" for key, inner in value.items()) + "}"
     if isinstance(value, (list, tuple)):
-        return f"{type(value).__name__} of {len(value)}" + (
-            f", first {_describe(tensor)}" if tensor is not None else ""
-        )
+        if tensor is not None:
+            return f"{type(value).__name__} of {len(value)}, first {_describe(tensor)}"
+        kinds = sorted({type(inner).__name__ for inner in value})
+        return f"{type(value).__name__} of {len(value)} {'/'.join(kinds)}".rstrip()
     return type(value).__name__
 
 
@@ -190,6 +198,82 @@ def _raw_activations(
     return seen, outputs
 
 
+def _scorable(spec: ForwardSpec, items: list[ParsedItem], warnings: list[str]) -> list[ParsedItem]:
+    """The items whose loss, metrics, metadata and render compute; one that fails alone (a label
+    out of range) is reported and will be quarantined, as the model's failures are."""
+
+    def fails(group: list[ParsedItem]) -> Exception | None:
+        try:
+            with spec.recorder.attach():
+                forward_items(spec, group)
+        except ProjectError:
+            raise
+        except Exception as error:
+            return error
+        return None
+
+    error = fails(items)
+    if error is None:
+        return items
+    usable = []
+    for item in items:
+        failed = fails([item])
+        if failed is None:
+            usable.append(item)
+        else:
+            warnings.append(f"{item.id}: {failed!r} (it will be quarantined)")
+    if not usable:
+        raise _scoring_error(spec, items, error) from error
+    return usable
+
+
+def _scoring_error(spec: ForwardSpec, items: list[ParsedItem], error: Exception) -> ProjectError:
+    """Name the part of the project that raised on a batch the model itself runs on.
+
+    The loss, each metric, the metadata function and the render are tried alone on the batch,
+    so the message says which one to fix and what it was given, not only where it broke.
+    """
+    batch = collate(items, spec.user_collate)
+    with torch.inference_mode():
+        outputs = call_model(spec.model, to_device(batch.inputs, spec.device))
+    where = f"on the first batch of subset {items[0].subset!r}"
+    given = f"outputs {_describe(outputs)} and targets {_describe(batch.targets)}"
+    parts: dict[str, tuple[Any, str]] = {}
+    if batch.targets is not None:
+        targets = to_device(batch.targets, spec.device)
+        parts["The loss"] = (
+            lambda: spec.loss(outputs, targets),
+            f"It was given {given}: make the loss accept them (cross-entropy takes class "
+            "indices 0 to C-1 as targets, mse targets of the outputs' shape).",
+        )
+        for name, metric in spec.metrics.items():
+            parts[f"Metric {name!r}"] = (
+                lambda metric=metric: metric.fn(outputs, targets),
+                f"It was given {given}: make it accept them.",
+            )
+    parts["The metadata function"] = (
+        lambda: spec.metadata.columns(items),
+        "It is called as metadata(subset, index) and must return a dict of column to scalar.",
+    )
+    if spec.render is not None:
+        parts["Project.render"] = (
+            lambda: [spec.render(item.input) for item in items],
+            f"It was given {_describe(items[0].input)} inputs: make it draw them.",
+        )
+    for what, (call, advice) in parts.items():
+        try:
+            with torch.inference_mode():
+                call()
+        except ProjectError as refused:
+            return refused
+        except Exception as raised:
+            return ProjectError(f"{what} raised {raised!r} {where}. {advice}")
+    return ProjectError(
+        f"Computing the loss, metrics, metadata and render {where} raised {error!r}, with "
+        f"{given}: check that Project.loss, metrics, metadata and render accept them."
+    )
+
+
 def plan_capture(
     project: Project,
     *,
@@ -272,9 +356,18 @@ def plan_capture(
         user_collate=project.collate,
         render=render if renders else None,
     )
+    own_ids = any(
+        item.id != default_id(item.subset, item.index)
+        for items in checked.values()
+        for item in items
+    )
+    warnings.extend(
+        spec.metadata.check_covers({subset.name: subset.size for subset in subsets}, own_ids)
+    )
     loss_names: list[str] = []
     metadata_columns: list[str] = []
     for subset in subsets:
+        checked[subset.name] = _scorable(spec, checked[subset.name], warnings)
         with spec.recorder.attach():
             result = forward_items(spec, checked[subset.name])
         if result.non_finite:
