@@ -79,6 +79,15 @@ def test_check_of_a_broken_project_says_what_to_fix_without_a_traceback(workdir)
     assert "Traceback" not in result.stderr
 
 
+def test_a_model_named_instead_of_a_project_says_to_wrap_it(workdir):
+    (workdir / "toy_model.py").write_text("from torch import nn\nnet = nn.Linear(4, 2)\n")
+    result = latentsight("check", "toy_model:net", cwd=workdir)
+    assert result.returncode == 2
+    assert "is a model (Linear), not a latentsight.Project" in result.stderr
+    assert "latentsight.Project(model=net" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_unknown_module_is_explained(workdir):
     result = latentsight("check", "no_such_module:project", cwd=workdir)
     assert result.returncode == 2

@@ -30,6 +30,12 @@ def test_unknown_layer_lists_near_names():
         ls.check(project(layers=["features.9"]))
 
 
+def test_layer_given_as_a_module_is_told_its_name():
+    model = TinyCNN()
+    with pytest.raises(ls.ProjectError, match=r"got Linear: this module is named 'fc'"):
+        ls.check(project(model=model, layers=[model.fc]))
+
+
 def test_layer_given_as_a_string_says_to_use_a_list():
     with pytest.raises(ls.ProjectError, match=r"layers=\['fc'\]"):
         project(layers="fc")

@@ -116,6 +116,15 @@ def test_overwrite_replaces_a_run_of_another_schema_version(run, data):
     assert replaced.manifest["schema_version"] == 3
 
 
+def test_an_out_path_that_is_a_file_is_refused_and_kept(tmp_path, data):
+    file = tmp_path / "run.txt"
+    file.write_text("precious")
+    project = ls.Project(model=TinyCNN(), data=data, loss=ls.losses.cross_entropy)
+    with pytest.raises(ls.RunStoreError, match="is a file: --out must name a directory"):
+        ls.analyze(project, file, overwrite=True, progress=False, insights=False)
+    assert file.read_text() == "precious"
+
+
 def test_a_directory_that_is_not_a_run_is_never_deleted(tmp_path, data):
     folder = tmp_path / "mine"
     folder.mkdir()

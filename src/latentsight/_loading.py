@@ -7,6 +7,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from torch import nn
+
 from latentsight.errors import ProjectError
 from latentsight.project import Project
 
@@ -49,6 +51,12 @@ def load_project(target: str) -> Project:
             f"{attribute} = latentsight.Project(...) in it."
         )
     value = getattr(module, attribute)
+    if isinstance(value, nn.Module):
+        raise ProjectError(
+            f"{target} is a model ({type(value).__name__}), not a latentsight.Project: wrap it, "
+            f"e.g. project = latentsight.Project(model={attribute}, data=..., loss=...), and "
+            "name that."
+        )
     if callable(value) and not isinstance(value, Project):
         value = value()
     if not isinstance(value, Project):

@@ -38,7 +38,12 @@ def resolve_layers(model: nn.Module, names: Sequence[str]) -> list[LayerRef]:
     refs: list[LayerRef] = []
     for name in names:
         if not isinstance(name, str):
-            raise ProjectError(f"Layer names must be strings, got {name!r}.")
+            known = [key for key, module in modules.items() if module is name]
+            hint = f": this module is named {known[0]!r}" if known else ""
+            raise ProjectError(
+                f"Layer names must be strings (from dict(model.named_modules())), got "
+                f"{type(name).__name__}{hint}."
+            )
         ref = LayerRef.parse(name)
         if ref.module_name not in modules:
             candidates = [n for n in modules if n]

@@ -146,6 +146,10 @@ class RunWriter:
     ) -> RunWriter:
         """Start a new run at ``path``, or reopen an interrupted one with the same settings."""
         path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise RunStoreError(
+                f"{path} is a file: --out must name a directory, new or empty, for the run."
+            )
         if path.exists() and any(path.iterdir()):
             if not (path / MANIFEST).is_file():
                 raise RunStoreError(
