@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from latentsight._numbers import probability_text
 from latentsight.insights.stats import (
     benjamini_hochberg,
     binomial_test,
@@ -82,3 +83,10 @@ def test_binomial_test_matches_scipy():
         stats.binomtest(0, 10, 0.1).pvalue,
     ]
     np.testing.assert_allclose(binomial_test(k, n, 0.1), expected)
+
+
+def test_a_probability_that_underflowed_is_written_as_the_bound_it_is_below():
+    assert probability_text(0.0) == "< 1e-300"
+    assert probability_text(5e-324) == "4.9e-324"
+    assert probability_text(0.01234) == "0.012"
+    assert probability_text(0.0, ".3f") == "< 1e-300"

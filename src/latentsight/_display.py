@@ -8,6 +8,8 @@ from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
 
+from latentsight._numbers import probability_text
+
 if TYPE_CHECKING:
     from latentsight.capture.plan import CapturePlan
     from latentsight.store.run import Run
@@ -159,7 +161,7 @@ def insights_view(run: Run, top: int) -> Group:
             finding,
             str(insight.size),
             f"{insight.evidence[0].effect:.3g}",
-            f"{insight.q_value:.2g}",
+            probability_text(insight.q_value),
         )
     hint = f"One in full: latentsight insights {run.path} --show RANK"
     if len(insights) > top:
@@ -194,8 +196,8 @@ def insight_view(run: Run, rank: int) -> Group:
             item.layer or "-",
             f"{item.effect:.3g}",
             item.effect_name,
-            f"{item.p_value:.2g}",
-            f"{item.q_value:.2g}",
+            probability_text(item.p_value),
+            probability_text(item.q_value),
             f"{item.n:,}",
         )
     return Group(Panel(facts, title=f"#{rank} {insight.title}", title_align="left"), evidence)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from rich.console import Group
 from rich.table import Table
 
+from latentsight._numbers import probability_text
 from latentsight.concepts.audit import Audit
 from latentsight.concepts.result import Concepts
 
 
 def _q(value: float) -> str:
-    return f"{value:.1e}" if value < 0.001 else f"{value:.3f}"
+    return probability_text(value, ".1e" if value < 0.001 else ".3f")
 
 
 def labels_view(concepts: Concepts, *, top: int = 30, show_all: bool = False) -> Group:

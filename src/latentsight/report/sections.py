@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from latentsight._numbers import probability_text
 from latentsight.insights.base import Insight
 from latentsight.report import extras, figures, tables
 from latentsight.report.renders import RenderIndex
@@ -167,8 +168,8 @@ def _evidence(insight: Insight) -> str:
                 "detector": e.detector,
                 "effect": e.effect,
                 "effect measures": e.effect_name,
-                "p": e.p_value,
-                "q (BH)": e.q_value,
+                "p": probability_text(e.p_value),
+                "q (BH)": probability_text(e.q_value),
                 "n": e.n,
                 "counts": counts,
             }
@@ -199,7 +200,7 @@ def insights(data: ReportData) -> str:
             f'<article class="insight" id="insight-{rank}">'
             f"<h3>{rank}. {escape(insight.title)}</h3>"
             f'<p class="meta"><span class="kind">{escape(insight.kind)}</span> '
-            f"{insight.size:,} samples, score {_fmt(insight.score)}, q = {_fmt(insight.q_value)}</p>"
+            f"{insight.size:,} samples, score {_fmt(insight.score)}, q = {escape(probability_text(insight.q_value))}</p>"
             f"<p>{escape(insight.description)}</p>"
             f'<p class="action"><b>Action:</b> {escape(insight.action)}</p>{merged}'
             f"{_evidence(insight)}"

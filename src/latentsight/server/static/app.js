@@ -34,6 +34,8 @@ async function api(path, options = {}) {
 const $ = (id) => document.getElementById(id);
 const esc = (value) => String(value ?? "-").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 const fmt = (value) => (typeof value === "number" ? (Number.isInteger(value) ? String(value) : value.toPrecision(4)) : esc(value));
+// A p or q value is never exactly 0: a 0 underflowed double precision and is shown as its bound.
+const fmtP = (value) => (value === 0 ? "&lt; 1e-300" : fmt(value));
 const imageUrl = (id) => withToken(`/api/sample/image?id=${encodeURIComponent(id)}`);
 
 function status(text) { $("status").textContent = text; }
@@ -257,7 +259,7 @@ async function describe(rows, label) {
     `<tr><td>${esc(s.subset)}</td><td>${s.inside} (${fmt(stats.size ? (100 * s.inside) / stats.size : 0)}%)</td>` +
     `<td>${s.outside} (${fmt(stats.rest ? (100 * s.outside) / stats.rest : 0)}%)</td></tr>`).join("");
   const enriched = stats.enriched.length
-    ? stats.enriched.map((e) => `<li>${esc(e.text)} <span class="muted">(p = ${fmt(e.p_value)})</span></li>`).join("")
+    ? stats.enriched.map((e) => `<li>${esc(e.text)} <span class="muted">(p = ${fmtP(e.p_value)})</span></li>`).join("")
     : '<li class="muted">no metadata significantly enriched</li>';
   panel.innerHTML = `<p><b id="selection-size">${stats.size.toLocaleString()}</b> samples in the ${esc(label)}, ` +
     `${stats.rest.toLocaleString()} in the rest.</p>` +
@@ -290,7 +292,7 @@ async function chooseInsight(index, li) {
   highlight(detail.rows);
   const evidence = detail.evidence.map((e) =>
     `<tr><td>${esc(e.detector)}</td><td>${fmt(e.effect)}<br><span class="muted">${esc(e.effect_name)}</span></td>` +
-    `<td>${fmt(e.p_value)}</td><td>${fmt(e.q_value)}</td><td>${e.n}</td></tr>`).join("");
+    `<td>${fmtP(e.p_value)}</td><td>${fmtP(e.q_value)}</td><td>${e.n}</td></tr>`).join("");
   $("insight-detail").innerHTML = `<h3>${esc(detail.title)}</h3><p>${esc(detail.description)}</p>` +
     `<p><b>Action:</b> ${esc(detail.action)}</p>` +
     `<table class="evidence"><tr><th>detector</th><th>effect</th><th>p</th><th>q</th><th>n</th></tr>${evidence}</table>` +
