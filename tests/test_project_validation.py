@@ -77,10 +77,10 @@ def test_a_sample_the_loss_fails_on_is_reported_and_quarantined(tmp_path):
     data = {"train": image_items(16, 1)}
     data["train"][2] = (data["train"][2][0], 5)
     plan = ls.check(project(data=data))
-    assert any(w.startswith("train/2: IndexError") for w in plan.warnings)
+    assert any(w.startswith("train/2: loss: IndexError") for w in plan.warnings)
     run = ls.analyze(project(data=data), out=tmp_path / "run", insights=False, progress=False)
     assert run.quarantine["id"].tolist() == ["train/2"]
-    assert "Target 5 is out of bounds" in run.quarantine["error"].iloc[0]
+    assert run.quarantine["error"].iloc[0].startswith("loss: IndexError('Target 5 is out of bounds")
     assert len(run.samples) == 15
 
 
@@ -91,11 +91,11 @@ def test_string_targets_are_described_when_the_loss_fails_on_them():
 
 
 def test_metric_that_raises_is_named():
-    def top2(outputs, targets):
+    def top5(outputs, targets):
         return outputs.topk(5, dim=1).indices.eq(targets[:, None]).any(dim=1).float()
 
-    with pytest.raises(ls.ProjectError, match=r"Metric 'top2' raised RuntimeError"):
-        ls.check(project(metrics={"top2": ls.Metric(top2, better="higher")}))
+    with pytest.raises(ls.ProjectError, match=r"Metric 'Top5' raised RuntimeError.*given outputs"):
+        ls.check(project(metrics={"Top5": ls.Metric(top5, better="higher")}))
 
 
 def test_metadata_function_that_raises_is_named():

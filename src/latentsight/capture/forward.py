@@ -21,6 +21,7 @@ from latentsight.capture.outputs import (
     target_column,
 )
 from latentsight.capture.recorder import LayerRecorder
+from latentsight.capture.stages import stage
 from latentsight.project import LossFn, Metric
 from latentsight.render import default_render, render_batch, stored_render, thumbnail
 from latentsight.store.renders import StoredRender
@@ -90,18 +91,23 @@ def forward_items(spec: ForwardSpec, items: Sequence[ParsedItem]) -> ForwardResu
 
     The recorder's hooks must be attached (``spec.recorder.attach()``) around the calls.
     """
-    batch = collate(items, spec.user_collate)
+    with stage("collate"):
+        batch = collate(items, spec.user_collate)
     size = len(items)
     labeled = batch.targets is not None
     spec.recorder.clear()
     with torch.inference_mode():
-        outputs = call_model(spec.model, to_device(batch.inputs, spec.device))
+        with stage("forward"):
+            outputs = call_model(spec.model, to_device(batch.inputs, spec.device))
         pooled = spec.recorder.take()
         computed = prediction_columns(spec.task, outputs, size)
         if labeled:
             targets = to_device(batch.targets, spec.device)
-            computed.update(loss_components(spec.loss, outputs, targets, size))
-            computed.update(metric_columns(spec.metrics, outputs, targets, size))
+            with stage("loss"):
+                computed.update(loss_components(spec.loss, outputs, targets, size))
+            for name, metric in spec.metrics.items():
+                with stage(f"metric {name!r}"):
+                    computed.update(metric_columns({name: metric}, outputs, targets, size))
         latents = {
             (layer, view): value.cpu().numpy()
             for layer, views in pooled.items()
@@ -121,10 +127,12 @@ def forward_items(spec: ForwardSpec, items: Sequence[ParsedItem]) -> ForwardResu
     single_label = labeled and np.ndim(columns["target"]) == 1
     if single_label and spec.task in ("classification", "binary") and "prediction" in columns:
         columns["correct"] = columns["prediction"] == columns["target"]
-    columns.update(spec.metadata.columns(items))
+    with stage("metadata"):
+        columns.update(spec.metadata.columns(items))
     renders = None
     if spec.render is not None:
-        renders = _renders(spec.render, batch, spec.user_collate is None, keep)
+        with stage("render"):
+            renders = _renders(spec.render, batch, spec.user_collate is None, keep)
     if keep.all():
         return ForwardResult(list(items), columns, latents, renders)
     non_finite = [

@@ -27,6 +27,7 @@ from latentsight.capture.metadata import MetadataSource
 from latentsight.capture.outputs import infer_task
 from latentsight.capture.pooling import LayerPooler, PoolingSettings, layer_kind
 from latentsight.capture.recorder import LayerRecorder
+from latentsight.capture.stages import StageFailure
 from latentsight.errors import ProjectError
 from latentsight.project import Project
 from latentsight.render import default_render, looks_like_image
@@ -202,18 +203,16 @@ def _scorable(spec: ForwardSpec, items: list[ParsedItem], warnings: list[str]) -
     """The items whose loss, metrics, metadata and render compute; one that fails alone (a label
     out of range) is reported and will be quarantined, as the model's failures are."""
 
-    def fails(group: list[ParsedItem]) -> Exception | None:
+    def fails(group: list[ParsedItem]) -> StageFailure | None:
         try:
             with spec.recorder.attach():
                 forward_items(spec, group)
-        except ProjectError:
-            raise
-        except Exception as error:
-            return error
+        except StageFailure as failure:
+            return failure
         return None
 
-    error = fails(items)
-    if error is None:
+    failure = fails(items)
+    if failure is None:
         return items
     usable = []
     for item in items:
@@ -221,56 +220,43 @@ def _scorable(spec: ForwardSpec, items: list[ParsedItem], warnings: list[str]) -
         if failed is None:
             usable.append(item)
         else:
-            warnings.append(f"{item.id}: {failed!r} (it will be quarantined)")
+            warnings.append(f"{item.id}: {failed} (it will be quarantined)")
     if not usable:
-        raise _scoring_error(spec, items, error) from error
+        raise _scoring_error(spec, items, failure) from failure.error
     return usable
 
 
-def _scoring_error(spec: ForwardSpec, items: list[ParsedItem], error: Exception) -> ProjectError:
-    """Name the part of the project that raised on a batch the model itself runs on.
-
-    The loss, each metric, the metadata function and the render are tried alone on the batch,
-    so the message says which one to fix and what it was given, not only where it broke.
-    """
+def _scoring_error(
+    spec: ForwardSpec, items: list[ParsedItem], failure: StageFailure
+) -> ProjectError:
+    """Say which part of the project raised on the first batch and what it was given."""
     batch = collate(items, spec.user_collate)
     with torch.inference_mode():
         outputs = call_model(spec.model, to_device(batch.inputs, spec.device))
-    where = f"on the first batch of subset {items[0].subset!r}"
     given = f"outputs {_describe(outputs)} and targets {_describe(batch.targets)}"
-    parts: dict[str, tuple[Any, str]] = {}
-    if batch.targets is not None:
-        targets = to_device(batch.targets, spec.device)
-        parts["The loss"] = (
-            lambda: spec.loss(outputs, targets),
+    what, advice = {
+        "loss": (
+            "The loss",
             f"It was given {given}: make the loss accept them (cross-entropy takes class "
             "indices 0 to C-1 as targets, mse targets of the outputs' shape).",
-        )
-        for name, metric in spec.metrics.items():
-            parts[f"Metric {name!r}"] = (
-                lambda metric=metric: metric.fn(outputs, targets),
-                f"It was given {given}: make it accept them.",
-            )
-    parts["The metadata function"] = (
-        lambda: spec.metadata.columns(items),
-        "It is called as metadata(subset, index) and must return a dict of column to scalar.",
-    )
-    if spec.render is not None:
-        parts["Project.render"] = (
-            lambda: [spec.render(item.input) for item in items],
+        ),
+        "metadata": (
+            "The metadata function",
+            "It is called as metadata(subset, index) and must return a dict of column to scalar.",
+        ),
+        "render": (
+            "Project.render",
             f"It was given {_describe(items[0].input)} inputs: make it draw them.",
-        )
-    for what, (call, advice) in parts.items():
-        try:
-            with torch.inference_mode():
-                call()
-        except ProjectError as refused:
-            return refused
-        except Exception as raised:
-            return ProjectError(f"{what} raised {raised!r} {where}. {advice}")
+        ),
+    }.get(
+        failure.stage,
+        (
+            failure.stage[0].upper() + failure.stage[1:],
+            f"It was given {given}: make it accept them.",
+        ),
+    )
     return ProjectError(
-        f"Computing the loss, metrics, metadata and render {where} raised {error!r}, with "
-        f"{given}: check that Project.loss, metrics, metadata and render accept them."
+        f"{what} raised {failure.error!r} on the first batch of subset {items[0].subset!r}. {advice}"
     )
 
 

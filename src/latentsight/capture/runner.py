@@ -26,6 +26,7 @@ from latentsight.capture.fingerprint import data_fingerprint, model_fingerprint
 from latentsight.capture.forward import ForwardResult, forward_items
 from latentsight.capture.items import FailedItem, ParsedItem, load_item
 from latentsight.capture.plan import CapturePlan
+from latentsight.capture.stages import StageFailure
 from latentsight.errors import CaptureError, ProjectError
 from latentsight.store.manifest import SCHEMA_VERSION
 from latentsight.store.renders import RENDERS_SCHEMA, StoredRender
@@ -302,9 +303,9 @@ class Capture:
             result = forward_items(self.plan.spec, items)
         except ProjectError:
             raise
-        except Exception as error:  # a sample the user's code fails on is quarantined, not fatal
+        except StageFailure as error:  # a sample the user's code fails on is quarantined
             if len(items) == 1:
-                return [], [(items[0], f"forward: {error!r}")]
+                return [], [(items[0], str(error))]
             results, failures = [], []
             for item in items:
                 one, failed = self._forward([item])
