@@ -117,7 +117,7 @@ def test_analyze_then_info(workdir):
     assert again.returncode == 2 and "--overwrite" in again.stderr
     assert not loaded_model_libraries("info", "runs/toy", cwd=workdir)
     report = loaded_model_libraries("report", "runs/toy", "-o", "toy.html", cwd=workdir)
-    assert "torch" not in report and (workdir / "toy.html").is_file()
+    assert not report and (workdir / "toy.html").is_file()
 
 
 def loaded_model_libraries(*arguments: str, cwd) -> set[str]:

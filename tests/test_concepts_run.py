@@ -22,8 +22,8 @@ from latentsight.concepts import (
     build_vocabulary,
     label_activations,
 )
-from latentsight.concepts.store import read_table, stored_tables
 from latentsight.insights.base import Evidence, Insight
+from latentsight.store.concepts import read_table, stored_tables
 
 
 def _demo_model(run):

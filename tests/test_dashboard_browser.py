@@ -19,8 +19,8 @@ from surfaces_helpers import (
     with_extras,
 )
 
-from latentsight.concepts.store import discovered_file
 from latentsight.server import background, create_app
+from latentsight.store.concepts import discovered_file
 
 
 @pytest.fixture(scope="module")

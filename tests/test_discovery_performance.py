@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 import latentsight as ls
-from latentsight.concepts.store import discovered_file, stored_tables
 from latentsight.discovery.performance import concept_loss_insights, dominant_concepts
 from latentsight.insights.engine import concept_settings
+from latentsight.store.concepts import discovered_file, stored_tables
 
 LAYER = "head:input"
 HARD = 2  # the planted concept whose samples cost more

@@ -15,13 +15,13 @@ from typer.testing import CliRunner
 
 import latentsight as ls
 from latentsight.cli import app as cli
-from latentsight.concepts.store import discovered_file
 from latentsight.errors import LatentsightError
 from latentsight.insights.describe import enriched_metadata
 from latentsight.latent.projection import reduce
 from latentsight.overlay import overlay
 from latentsight.server import RunState, background, create_app
 from latentsight.server.security import check_binding
+from latentsight.store.concepts import discovered_file
 
 NEURONS = "neurons.classifier.3@input"
 BINARY = "application/octet-stream"

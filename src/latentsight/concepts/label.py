@@ -14,8 +14,8 @@ from latentsight.concepts.auc import rank_activations, score_concepts
 from latentsight.concepts.beam import SearchSettings, beam_search
 from latentsight.concepts.errors import ConceptsError
 from latentsight.concepts.result import Concepts, LayerLabels
-from latentsight.concepts.store import neurons_file, save_table, settings_info
 from latentsight.concepts.vocabulary import Vocabulary, build_vocabulary
+from latentsight.store.concepts import neurons_file, save_table, settings_info
 from latentsight.store.manifest import layer_entry
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def label_neurons(
 
     ``project``, when the run has one attached, lets the audit find the model by itself. With
     ``save`` (the default) each layer's table, and later its audit, is stored in the run
-    (``latentsight.concepts.store``), where the report and the dashboard read them.
+    (``latentsight.store.concepts``), where the report and the dashboard read them.
     """
     settings = settings or ConceptSettings()
     names = run.layers if layers is None else [layers] if isinstance(layers, str) else list(layers)

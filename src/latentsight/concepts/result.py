@@ -47,7 +47,7 @@ class Concepts:
     """INVERT labels of a run's neurons: per neuron the formula over concepts it detects best.
 
     Get one with ``run.concepts(layer=...)``, which stores each layer's ``table`` in the run
-    (``latentsight.concepts.store``); an audit of it is stored there too.
+    (``latentsight.store.concepts``); an audit of it is stored there too.
     """
 
     def __init__(
@@ -238,7 +238,7 @@ class Concepts:
             self, model, layer=layer, head=head, drivers=drivers, min_share=min_share
         )
         if self.run_path is not None:
-            from latentsight.concepts.store import audit_file, save_table
+            from latentsight.store.concepts import audit_file, save_table
 
             info = {"layer": found.layer, "drivers": drivers, "min_share": min_share}
             save_table(audit_file(self.run_path), found.table, info)

@@ -1,7 +1,7 @@
 """Keeping a layer's discovered concepts in the run, so the report, the dashboard and later
 analyses show them without fitting again.
 
-One file per layer (``latentsight.concepts.store.discovered_file``): the concept table with, per
+One file per layer (``latentsight.store.concepts.discovered_file``): the concept table with, per
 concept, the ids of the samples that express it most; its schema metadata records how it was
 made (settings, k, grouping, subset, the k sweeps and the notes).
 """
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from latentsight.concepts.store import discovered_file, save_table, settings_info
+from latentsight.store.concepts import discovered_file, save_table, settings_info
 
 if TYPE_CHECKING:
     from latentsight.discovery.discover import DiscoverySettings

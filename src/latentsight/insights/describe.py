@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from latentsight.insights.columns import MAX_CATEGORIES, is_categorical
 from latentsight.insights.stats import enrichment_test, rank_test_greater
 
-MAX_CATEGORIES = 50
 MIN_SHARE_RATIO = 1.5  # a category must be this many times more common inside than outside
 MIN_AUC_DISTANCE = 0.1  # a number must separate inside from outside with AUC >= 0.6 or <= 0.4
 
@@ -22,11 +22,6 @@ class Enrichment:
     text: str  # e.g. "background = blue: 71% vs 6% elsewhere"
     p_value: float
     effect: float  # share ratio (categories) or AUC distance from 0.5 (numbers)
-
-
-def is_categorical(series: pd.Series) -> bool:
-    """Whether a metadata column is treated as categories rather than numbers."""
-    return not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
 
 
 def enriched_metadata(

@@ -35,7 +35,8 @@ from latentsight.insights.base import (
     population_ids,
     register,
 )
-from latentsight.insights.describe import MAX_CATEGORIES, enriched_metadata, is_categorical
+from latentsight.insights.columns import MAX_CATEGORIES, is_categorical
+from latentsight.insights.describe import enriched_metadata
 from latentsight.insights.populations import QUANTILE_BINS
 from latentsight.insights.stats import benjamini_hochberg
 

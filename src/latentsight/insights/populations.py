@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from latentsight.insights.base import AnalysisContext
-from latentsight.insights.describe import MAX_CATEGORIES, is_categorical
+from latentsight.insights.columns import MAX_CATEGORIES, is_categorical
 
 QUANTILE_BINS = 5
 

@@ -7,7 +7,7 @@ when its data exists. Both are read through the packages that write them:
   method, layer, target and settings under ``<run>/explanations/``; a sample's maps are drawn over
   its stored render with ``latentsight.overlay`` (one normalisation convention).
 - concepts: the tables ``run.concepts(...)`` and its ``.audit()`` store under ``<run>/concepts/``
-  (``latentsight.concepts.store``).
+  (``latentsight.store.concepts``).
 
 Names found in the run are the only ones ever opened: a request's method, layer or table is
 looked up in these listings, never joined into a path, so no request can reach another file.
@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from latentsight.concepts.store import StoredTable, read_table, stored_tables
 from latentsight.overlay import heatmap, overlay
+from latentsight.store.concepts import StoredTable, read_table, stored_tables
 from latentsight.store.explanations import StoredMap, has_maps, sample_maps
 
 

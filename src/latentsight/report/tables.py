@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from latentsight.insights.describe import MAX_CATEGORIES, is_categorical
+from latentsight.insights.columns import MAX_CATEGORIES, is_categorical
 
 ALL = "all"
 

@@ -20,13 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from latentsight.insights.describe import (
-    MAX_CATEGORIES,
-    MIN_AUC_DISTANCE,
-    MIN_SHARE_RATIO,
-    Enrichment,
-    is_categorical,
-)
+from latentsight.insights.columns import MAX_CATEGORIES, is_categorical
+from latentsight.insights.describe import MIN_AUC_DISTANCE, MIN_SHARE_RATIO, Enrichment
 from latentsight.insights.stats import enrichment_test
 from latentsight.report.tables import value_columns, value_label
 

@@ -15,15 +15,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from latentsight.concepts.store import StoredTable
 from latentsight.insights.base import Insight
-from latentsight.insights.describe import MAX_CATEGORIES, is_categorical
+from latentsight.insights.columns import MAX_CATEGORIES, is_categorical
 from latentsight.project import Project
 from latentsight.report import extras, tables
 from latentsight.report.renders import RenderIndex
 from latentsight.server.explaining import Explanations
 from latentsight.server.selection import SelectionStats
 from latentsight.store import analysis
+from latentsight.store.concepts import StoredTable
 from latentsight.store.run import Run
 
 NEIGHBOURS = 8
