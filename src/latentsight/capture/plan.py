@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from latentsight.capture.forward import ForwardSpec, call_model, forward_items
+from latentsight.capture.forward import ForwardResult, ForwardSpec, call_model, forward_items
 from latentsight.capture.items import (
     FailedItem,
     ParsedItem,
@@ -199,31 +199,36 @@ def _raw_activations(
     return seen, outputs
 
 
-def _scorable(spec: ForwardSpec, items: list[ParsedItem], warnings: list[str]) -> list[ParsedItem]:
-    """The items whose loss, metrics, metadata and render compute; one that fails alone (a label
-    out of range) is reported and will be quarantined, as the model's failures are."""
+def _scorable(
+    spec: ForwardSpec, items: list[ParsedItem], warnings: list[str]
+) -> tuple[list[ParsedItem], ForwardResult]:
+    """The items whose loss, metrics, metadata and render compute, and their result; one that
+    fails alone (a label out of range) is reported and will be quarantined, as the model's
+    failures are."""
 
-    def fails(group: list[ParsedItem]) -> StageFailure | None:
+    def scored(group: list[ParsedItem]) -> ForwardResult | StageFailure:
         try:
             with spec.recorder.attach():
-                forward_items(spec, group)
+                return forward_items(spec, group)
         except StageFailure as failure:
             return failure
-        return None
 
-    failure = fails(items)
-    if failure is None:
-        return items
+    first = scored(items)
+    if not isinstance(first, StageFailure):
+        return items, first
     usable = []
     for item in items:
-        failed = fails([item])
-        if failed is None:
-            usable.append(item)
+        alone = scored([item])
+        if isinstance(alone, StageFailure):
+            warnings.append(f"{item.id}: {alone} (it will be quarantined)")
         else:
-            warnings.append(f"{item.id}: {failed} (it will be quarantined)")
+            usable.append(item)
     if not usable:
-        raise _scoring_error(spec, items, failure) from failure.error
-    return usable
+        raise _scoring_error(spec, items, first) from first.error
+    result = scored(usable)
+    if isinstance(result, StageFailure):
+        raise _scoring_error(spec, usable, result) from result.error
+    return usable, result
 
 
 def _scoring_error(
@@ -353,9 +358,7 @@ def plan_capture(
     loss_names: list[str] = []
     metadata_columns: list[str] = []
     for subset in subsets:
-        checked[subset.name] = _scorable(spec, checked[subset.name], warnings)
-        with spec.recorder.attach():
-            result = forward_items(spec, checked[subset.name])
+        checked[subset.name], result = _scorable(spec, checked[subset.name], warnings)
         if result.non_finite:
             item, reason = result.non_finite[0]
             raise ProjectError(
