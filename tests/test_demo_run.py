@@ -52,6 +52,17 @@ def test_demo_trains_once_captures_and_keeps_ground_truth_apart(tmp_path):
         "ground truth must not leak into the analysis"
     )
 
+    env = {**os.environ, "LATENTSIGHT_CACHE": str(tmp_path / "cache"), "COLUMNS": "160"}
+    explained = subprocess.run(  # the demo run records its Project: the model can be reloaded
+        [sys.executable, "-m", "latentsight", "explain", str(tmp_path / "run"), "--ids", "val/3"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert explained.returncode == 0, explained.stderr + explained.stdout
+    assert not ls.open_run(tmp_path / "run").explanations.empty
+
     second = demo(tmp_path)
     assert second.returncode == 0, second.stderr
     assert "reused the cached demo CNN" in second.stdout

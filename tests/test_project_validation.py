@@ -30,6 +30,16 @@ def test_unknown_layer_lists_near_names():
         ls.check(project(layers=["features.9"]))
 
 
+def test_checking_no_samples_is_refused():
+    with pytest.raises(ls.ProjectError, match=r"n=0: check at least 1 sample"):
+        ls.check(project(), n=0)
+
+
+def test_a_misspelt_point_of_a_known_module_says_which_points_exist():
+    with pytest.raises(ls.ProjectError, match=r"Write 'fc' for what leaves it or 'fc:input'"):
+        ls.check(project(layers=["fc:inputs"]))
+
+
 def test_layer_given_as_a_module_is_told_its_name():
     model = TinyCNN()
     with pytest.raises(ls.ProjectError, match=r"got Linear: this module is named 'fc'"):
@@ -151,6 +161,21 @@ def test_metadata_shorter_than_the_data_is_refused_when_items_carry_ids():
     frame = pd.DataFrame({"id": [f"img-{i}" for i in range(12)], "brightness": range(12)})
     with pytest.raises(ls.ProjectError, match="12 rows for 16 samples"):
         ls.check(project(data={"train": items}, metadata=frame))
+
+
+def test_a_mistyped_own_id_stops_the_capture_at_it_and_the_fixed_project_resumes(tmp_path):
+    items = [
+        {"input": x, "target": y, "id": f"img-{i}"} for i, (x, y) in enumerate(image_items(32, 1))
+    ]
+    ids = [f"img-{i}" for i in range(32)]
+    typo = pd.DataFrame({"id": [*ids[:20], "img-2O", *ids[21:]], "brightness": range(32)})
+    out = tmp_path / "run"
+    options = dict(out=out, progress=False, insights=False, batch_size=8, chunk_size=8)
+    with pytest.raises(ls.ProjectError, match=r"\['img-20'\].*stopped at 'img-16'.*resume"):
+        ls.analyze(project(data={"train": items}, metadata=typo), **options)
+    fixed = typo.assign(id=ids)
+    run = ls.analyze(project(data={"train": items}, metadata=fixed), resume=True, **options)
+    assert run.samples["brightness"].tolist() == list(range(32))
 
 
 def test_metadata_with_duplicated_ids_is_refused():

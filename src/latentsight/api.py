@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from latentsight.errors import ProjectError
 from latentsight.store.run import Run
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ def check(
     """
     from latentsight.capture.plan import plan_capture
 
+    if not isinstance(n, int) or n < 1:
+        raise ProjectError(f"n={n!r}: check at least 1 sample per subset (the default is 8).")
     return plan_capture(project, device=device, pooling=pooling, check_size=n)
 
 

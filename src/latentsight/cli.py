@@ -55,7 +55,7 @@ def _fail(error: LatentsightError) -> None:
 def check(
     project: ProjectArg,
     device: DeviceOpt = None,
-    n: Annotated[int, typer.Option("-n", help="Samples per subset to try.")] = 8,
+    n: Annotated[int, typer.Option("-n", min=1, help="Samples per subset to try.")] = 8,
 ) -> None:
     """Validate an integration on a few samples of each subset, in seconds, and say what was found."""
     from latentsight._loading import load_project
@@ -148,7 +148,7 @@ def insights(
     recompute: Annotated[
         bool, typer.Option(help="Analyse again even if the run already has an analysis.")
     ] = False,
-    top: Annotated[int, typer.Option(help="How many insights to list.")] = 20,
+    top: Annotated[int, typer.Option(min=1, help="How many insights to list.")] = 20,
     show: Annotated[
         Optional[int],  # noqa: UP045 - typer needs Optional on Python 3.10
         typer.Option(
@@ -394,7 +394,7 @@ def concepts_label(
         Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
         typer.Option(help="Label on this subset's samples only (default: all)."),
     ] = None,
-    top: Annotated[int, typer.Option(help="Neurons shown per layer.")] = 30,
+    top: Annotated[int, typer.Option(min=1, help="Neurons shown per layer.")] = 30,
     show_all: Annotated[
         bool, typer.Option("--all", help="Show neurons without a significant label too.")
     ] = False,

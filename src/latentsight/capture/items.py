@@ -65,7 +65,8 @@ def parse_item(item: Any, subset: str, index: int) -> ParsedItem:
         if len(item) == 1:
             return ParsedItem(subset, index, default_id(subset, index), item[0])
         raise ProjectError(
-            f"{_where(subset, index)} is a sequence of {len(item)} elements. {ITEM_HELP}"
+            f"{_where(subset, index)} is a sequence of {len(item)} elements. {ITEM_HELP} A "
+            "sequence of token ids is one input: give it as a tensor, or as (ids,) or (ids, label)."
         )
     if isinstance(item, Mapping):
         where = _where(subset, index)

@@ -45,6 +45,13 @@ def resolve_layers(model: nn.Module, names: Sequence[str]) -> list[LayerRef]:
                 f"{type(name).__name__}{hint}."
             )
         ref = LayerRef.parse(name)
+        module, colon, point = name.rpartition(":")
+        if ref.module_name not in modules and colon and module in modules:
+            raise ProjectError(
+                f"Layer {name!r}: {module!r} is a module, but ':{point}' is not a point of it. "
+                f"Write {module!r} for what leaves it or {module + INPUT_SUFFIX!r} for what "
+                "enters it."
+            )
         if ref.module_name not in modules:
             candidates = [n for n in modules if n]
             near = difflib.get_close_matches(ref.module_name, candidates, n=5, cutoff=0.4)

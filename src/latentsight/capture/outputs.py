@@ -19,17 +19,73 @@ LOSS_HELP = (
 )
 
 
-def infer_task(declared: str, loss: LossFn, outputs: Any) -> str:
-    """The task that decides how outputs become predictions: declared, from the loss, or shape."""
+def logits_of(outputs: Any) -> torch.Tensor | None:
+    """The tensor predictions are read from: the outputs themselves, or their ``"logits"`` entry
+    when the model returns a mapping (as Hugging Face models do); None for anything else."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs
+    if isinstance(outputs, Mapping) and isinstance(outputs.get("logits"), torch.Tensor):
+        return outputs["logits"]
+    return None
+
+
+def _class_indices(targets: Any, batch_size: int) -> bool:
+    """Whether targets are one integer class index per sample (what classification losses take)."""
+    return (
+        isinstance(targets, torch.Tensor)
+        and not targets.is_floating_point()
+        and tuple(targets.shape) == (batch_size,)
+    )
+
+
+def infer_task(declared: str, loss: LossFn, outputs: Any, targets: Any) -> str:
+    """The task that decides how outputs become predictions: declared, from the loss, or from the
+    outputs and targets (``B x C`` logits with integer class targets, or no targets, read as
+    classification; anything else, e.g. a regression's float targets, as "other")."""
     if declared != "auto":
         return declared
     from_loss = getattr(loss, "task", None)
     if from_loss is not None:
         return from_loss
-    is_logits = isinstance(outputs, torch.Tensor) and outputs.is_floating_point()
-    if is_logits and outputs.dim() == 2 and outputs.shape[1] > 1:
+    logits = logits_of(outputs)
+    is_logits = logits is not None and logits.is_floating_point() and logits.dim() == 2
+    if (
+        is_logits
+        and logits.shape[1] > 1
+        and (targets is None or _class_indices(targets, len(logits)))
+    ):
         return "classification"
     return "other"
+
+
+def check_task(task: str, outputs: Any) -> None:
+    """Refuse a classification or binary task whose outputs hold no logits tensor to predict from."""
+    if task not in ("classification", "binary"):
+        return
+    logits = logits_of(outputs)
+    fix = (
+        "Make forward() return the logits tensor (or a dict with a 'logits' entry), or set "
+        "task='other': loss, metrics, latents and metadata are recorded all the same."
+    )
+    if logits is None or not logits.is_floating_point() or logits.dim() == 0:
+        raise ProjectError(
+            f"Project.task is {task!r}, but the model returns {_kind(outputs)}: predictions are "
+            f"read from one float tensor of logits, batch first. {fix}"
+        )
+    if task == "classification" and (logits.dim() != 2 or logits.shape[1] < 2):
+        raise ProjectError(
+            f"Project.task is 'classification', but the logits have shape {tuple(logits.shape)}: "
+            "it needs B x C with C >= 2 classes (for one logit per sample, task='binary'). "
+            f"{fix}"
+        )
+
+
+def _kind(outputs: Any) -> str:
+    if isinstance(outputs, Mapping):
+        return f"a {type(outputs).__name__} with keys {list(outputs)[:6]} and no 'logits' tensor"
+    if isinstance(outputs, (tuple, list)):
+        return f"a {type(outputs).__name__} of {len(outputs)} elements"
+    return f"a {type(outputs).__name__}"
 
 
 def per_sample(value: Any, batch_size: int, what: str) -> torch.Tensor:
@@ -74,9 +130,10 @@ def metric_columns(
 
 def prediction_columns(task: str, outputs: Any, batch_size: int) -> dict[str, Any]:
     """Prediction, confidence and probabilities derived from the outputs for the task."""
-    if task == "other" or not isinstance(outputs, torch.Tensor):
+    logits = logits_of(outputs)
+    if task == "other" or logits is None:
         return {}
-    out = outputs.detach().float().reshape(batch_size, -1)
+    out = logits.detach().float().reshape(batch_size, -1)
     if task == "classification":
         probabilities = out.softmax(dim=1)
         confidence, prediction = probabilities.max(dim=1)
@@ -96,7 +153,12 @@ def prediction_columns(task: str, outputs: Any, batch_size: int) -> dict[str, An
 
 def per_sample_floats(outputs: Any, batch_size: int) -> list[torch.Tensor]:
     """The model's float tensor outputs that hold one row per sample (whose finiteness counts)."""
-    tensors = outputs.values() if isinstance(outputs, Mapping) else [outputs]
+    if isinstance(outputs, Mapping):
+        tensors = list(outputs.values())
+    elif isinstance(outputs, (tuple, list)):
+        tensors = list(outputs)
+    else:
+        tensors = [outputs]
     return [
         tensor
         for tensor in tensors

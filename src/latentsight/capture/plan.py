@@ -24,7 +24,7 @@ from latentsight.capture.items import (
 )
 from latentsight.capture.layers import LayerRef, default_layers, first_tensor, resolve_layers
 from latentsight.capture.metadata import MetadataSource
-from latentsight.capture.outputs import infer_task
+from latentsight.capture.outputs import check_task, infer_task, logits_of
 from latentsight.capture.pooling import LayerPooler, PoolingSettings, layer_kind
 from latentsight.capture.recorder import LayerRecorder
 from latentsight.capture.stages import StageFailure
@@ -121,7 +121,18 @@ def _check_items(
                 f"but {item.id!r} {'has none' if labeled else 'has one'}: a subset is either "
                 "labeled or unlabeled; split it into two subsets."
             )
+    first = items[0]
+    if labeled and _is_number(first.input) and _is_number(first.target):
+        warnings.append(
+            f"{first.id} reads as (input, target) = ({first.input!r}, {first.target!r}): if each "
+            "item is a sequence of token ids rather than an input and its label, give it as a "
+            "tensor or as (ids,) for unlabeled data, (ids, label) for labeled data."
+        )
     return items, labeled, warnings
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _runnable(
@@ -331,8 +342,12 @@ def plan_capture(
         sample_shape = tuple(activation.shape[1:])
         layers.append((ref, LayerPooler(ref.name, kind, sample_shape, pooling)))
 
-    task = infer_task(project.task, project.loss, outputs)
-    n_classes = int(outputs.shape[1]) if task == "classification" else None
+    labeled = next((checked[subset.name] for subset in subsets if subset.labeled), [])
+    targets = collate(labeled, project.collate).targets if labeled else None
+    task = infer_task(project.task, project.loss, outputs, targets)
+    check_task(task, outputs)
+    logits = logits_of(outputs)
+    n_classes = int(logits.shape[1]) if task == "classification" and logits is not None else None
     render = project.render
     if render is None and renders and looks_like_image(first[0].input):
         render = default_render

@@ -224,10 +224,11 @@ def _insight(concepts: Concepts, layer: str, audit: ClassAudit) -> Insight:
     formula = audit.shortcut_formula
     samples = concepts.samples
     mask = formula.evaluate(concepts.vocabulary.columns())
-    is_class = (samples["target"] == audit.label).to_numpy()
+    is_class = (samples["target"] == audit.label).to_numpy(dtype=bool, na_value=False)
+    other_class = samples["target"].notna().to_numpy() & ~is_class
     predicted = (samples["prediction"] == audit.label).to_numpy()
-    population = mask & ~is_class
-    rest = ~mask & ~is_class
+    population = mask & other_class
+    rest = ~mask & other_class
     rate_in = float(predicted[population].mean()) if population.any() else 0.0
     rate_out = float(predicted[rest].mean()) if rest.any() else 0.0
     lead = max((d for d in audit.drivers if d.shortcut), key=lambda d: d.contribution)

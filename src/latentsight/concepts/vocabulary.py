@@ -118,18 +118,33 @@ def _metadata_concepts(
     return concepts
 
 
+def _not_class_labels(targets: pd.Series, max_categories: int) -> str | None:
+    """Why a target column holds no class labels (regression, multi-label, boxes...), or None."""
+    if not pd.api.types.is_numeric_dtype(targets):
+        return "the targets are not one number per sample (multi-output or structured)"
+    present = targets.dropna().to_numpy(dtype=np.float64)
+    if not np.all(np.mod(present, 1.0) == 0):
+        return "the targets are continuous (regression), not class labels"
+    if len(np.unique(present)) > max_categories:
+        return f"the targets take more than {max_categories} values"
+    return None
+
+
 def _label_concepts(
-    targets: pd.Series, class_names: Sequence[str] | Mapping[int, str] | None
+    targets: pd.Series,
+    class_names: Sequence[str] | Mapping[int, str] | None,
+    max_categories: int,
+    dropped: dict[str, str],
 ) -> list[tuple[str, np.ndarray]]:
-    present = targets.dropna()
+    """``label == k`` for every class present; unlabelled samples are in none of them."""
+    reason = _not_class_labels(targets, max_categories)
+    if reason is not None:
+        dropped["label"] = reason
+        return []
     concepts = []
-    for label in sorted(present.unique()):
-        name = label
-        if class_names is not None:
-            name = class_names[int(label)]
-        elif float(label).is_integer():
-            name = int(label)
-        concepts.append((f"label == {name}", (targets == label).to_numpy(dtype=bool)))
+    for label in sorted(targets.dropna().unique()):
+        name = class_names[int(label)] if class_names is not None else int(label)
+        concepts.append((f"label == {name}", targets.eq(label).fillna(False).to_numpy(dtype=bool)))
     return concepts
 
 
@@ -221,7 +236,10 @@ def build_vocabulary(
         )
     ]
     if labels and "target" in samples.columns:
-        found += [(n, m, LABEL) for n, m in _label_concepts(samples["target"], class_names)]
+        found += [
+            (n, m, LABEL)
+            for n, m in _label_concepts(samples["target"], class_names, max_categories, dropped)
+        ]
     if annotations is not None:
         found += [
             (n, m, ANNOTATION)

@@ -10,8 +10,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from latentsight import losses
+from latentsight._loading import record_project
 from latentsight.api import analyze
 from latentsight.demo.model import ShapesCNN, load_or_train_demo_model
+from latentsight.demo.projects import MODULE, project_name
 from latentsight.demo.shapes import ShapesConfig, ShapesSubset, generate_shapes
 from latentsight.project import Project
 from latentsight.store.files import write_parquet
@@ -87,6 +89,7 @@ def run_demo(
     replace = (out / MANIFEST).is_file()
     run = analyze(demo_project(subsets, model), out, overwrite=replace)
     write_ground_truth(subsets, out)
+    record_project(out, f"{MODULE}:{project_name(tiny=tiny, clean=clean, seed=seed)}")
     return run
 
 

@@ -124,7 +124,8 @@ def _concept_rows(
     group = samples.iloc[bank.rows]
     dominant = bank.dominant()
     phi = None
-    if head is not None:
+    if head is not None and (bank.label is not None or "prediction" in group):
+        # importance is a concept's share of a class logit: none without classes to read
         labels = (
             np.full(len(bank.rows), bank.label)
             if bank.label is not None

@@ -170,6 +170,9 @@ def shortcut_audit(run: Run, layer: str, notes: dict[str, Any]) -> list[Insight]
             "skipped": "no model attached: open the run with open_run(path, project=...)"
         }
         return []
+    if run.manifest["task"] not in ("classification", "binary"):
+        notes["spurious_feature"] = {"skipped": f"task is {run.manifest['task']!r}, not classes"}
+        return []
     entry = layer_entry(run.manifest, layer)
     head = dict(run.project.resolve_model().named_modules()).get(entry["module"])
     if entry["point"] != "input" or not isinstance(head, nn.Linear):

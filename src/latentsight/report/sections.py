@@ -27,6 +27,8 @@ GALLERY = 6
 TOP_INSIGHTS = 25
 CONCEPT_ROWS = 50
 CONCEPT_GALLERIES = 12  # discovered concepts shown with their top samples
+LABEL_VALUES = 6  # entries of a vector target or prediction shown in a caption
+LABEL_CHARS = 60  # characters of a structured (JSON) target shown in a caption
 
 
 @dataclass
@@ -54,6 +56,21 @@ def _fmt(value: Any) -> str:
     if isinstance(value, (float, np.floating)):
         return f"{value:.4g}"
     return escape(str(value))
+
+
+def _label_text(value: Any) -> str | None:
+    """A target or prediction as a caption shows it: a number, a short vector, or short text
+    (a multi-output or structured target); None when the sample has none."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        values = list(np.asarray(value).reshape(-1))
+        shown = ", ".join(_fmt(v) for v in values[:LABEL_VALUES])
+        return f"[{shown}{', ...' if len(values) > LABEL_VALUES else ''}]"
+    if pd.isna(value):
+        return None
+    if isinstance(value, (float, np.floating)):
+        return _fmt(value)
+    text = str(value)
+    return escape(text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 3] + "...")
 
 
 def _table(frame: pd.DataFrame, css: str = "") -> str:
@@ -95,8 +112,12 @@ def _thumbnail(data: ReportData, row: int, caption: str, heatmaps: bool = False)
                 f' alt="heatmap" src="{_data_uri(heatmap.png(image), "image/png")}">'
             )
     facts = [f"<b>{escape(sample_id)}</b>", escape(caption)]
-    if "target" in sample and pd.notna(sample["target"]):
-        facts.append(f"target {_fmt(sample['target'])} / predicted {_fmt(sample['prediction'])}")
+    target = _label_text(sample["target"]) if "target" in sample else None
+    predicted = _label_text(sample["prediction"]) if "prediction" in sample else None
+    if target is not None:
+        facts.append(f"target {target}" + (f" / predicted {predicted}" if predicted else ""))
+    elif predicted is not None:
+        facts.append(f"predicted {predicted}")
     return (
         f'<figure class="sample">{picture}{overlays}<figcaption>{"<br>".join(facts)}'
         "</figcaption></figure>"
