@@ -64,12 +64,16 @@ def _number(value: float) -> str:
     return f"{value:.3g}"
 
 
+def _integral(present: pd.Series) -> bool:
+    """Whether every (non-missing) value of a numeric column is a whole number."""
+    return bool(np.all(np.mod(present.to_numpy(dtype=np.float64), 1.0) == 0))
+
+
 def _is_categorical(values: pd.Series, max_levels: int) -> bool:
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         return True
     present = values.dropna()
-    integral = bool(np.all(np.mod(present.to_numpy(dtype=np.float64), 1.0) == 0))
-    return integral and present.nunique() <= max_levels
+    return _integral(present) and present.nunique() <= max_levels
 
 
 def _categorical(column: str, values: pd.Series) -> list[tuple[str, np.ndarray]]:
@@ -122,10 +126,10 @@ def _not_class_labels(targets: pd.Series, max_categories: int) -> str | None:
     """Why a target column holds no class labels (regression, multi-label, boxes...), or None."""
     if not pd.api.types.is_numeric_dtype(targets):
         return "the targets are not one number per sample (multi-output or structured)"
-    present = targets.dropna().to_numpy(dtype=np.float64)
-    if not np.all(np.mod(present, 1.0) == 0):
+    present = targets.dropna()
+    if not _integral(present):
         return "the targets are continuous (regression), not class labels"
-    if len(np.unique(present)) > max_categories:
+    if present.nunique() > max_categories:
         return f"the targets take more than {max_categories} values"
     return None
 
