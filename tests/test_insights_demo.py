@@ -49,13 +49,17 @@ def test_each_planted_mode_is_found_by_the_detector_meant_for_it(analysed):
 
 
 def test_spurious_shortcut_names_the_background_and_the_class(analysed):
-    _, insights, _ = analysed
+    run, insights, _ = analysed
     shortcuts = [i for i in insights if i.kind == "spurious_correlation"]
     assert shortcuts
     details = shortcuts[0].evidence[0].details
     assert details["slice"] == "background = blue" and details["class"] == 0
     assert details["train_share_inside"] > 0.5 > details["train_share_outside"]
     assert details["predicted_as_class_inside"] > details["predicted_as_class_outside"]
+    exposed = run.samples[run.samples["id"].isin(shortcuts[0].population)]
+    assert (exposed["target"] != 0).all()
+    misled = int((exposed["prediction"] == 0).sum())  # the title counts these, not all exposed
+    assert f": {misled} of {len(exposed)} other-class evaluation" in shortcuts[0].title
 
 
 def test_scale_sensitivity_is_a_significant_size_trend(analysed):

@@ -144,7 +144,11 @@ class SpuriousCorrelations(Detector):
         )
         return Insight(
             kind=self.name,
-            title=f"Shortcut {name} -> class {k}: {int(mask.sum())} evaluation samples misled",
+            title=(
+                f"Shortcut {name} -> class {k}: {round(c['rate_inside'] * mask.sum())} of "
+                f"{int(mask.sum())} other-class evaluation samples with it predicted {k} "
+                f"({c['rate_inside']:.0%} against {c['rate_outside']:.1%} elsewhere)"
+            ),
             population=population_ids(ctx, mask),
             evidence=[evidence],
             description=(
