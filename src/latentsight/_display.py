@@ -37,7 +37,7 @@ def check_view(plan: CapturePlan) -> Group:
     for ref, pooler in plan.layers:
         layers.add_row(
             ref.name,
-            pooler.kind,
+            pooler.kind + (" (real positions)" if pooler.masked else ""),
             str(tuple(pooler.sample_shape)),
             ", ".join(f"{view} ({dim})" for view, dim in pooler.dims.items()),
         )

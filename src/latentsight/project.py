@@ -56,6 +56,10 @@ class Project:
             Image tensors get a default.
         collate: turns a list of ``(input, target)`` pairs into ``(inputs, targets)`` for the model
             (e.g. detection, whose targets are lists of boxes). Default: stack tensors.
+        padding_mask: for padded sequence batches, ``inputs -> B x T`` (True or 1 at real
+            positions, False or 0 at padding): sequence layers of length T are pooled over the
+            real positions only, so that a sample's latents do not depend on its batch. Default:
+            the ``attention_mask`` entry of mapping inputs, if there is one.
         task: what the outputs mean, to derive predictions: ``"auto"`` reads it from the ready-made
             loss or the output shape; ``"other"`` records no prediction.
         name: a short name for the project, shown in reports.
@@ -69,6 +73,7 @@ class Project:
     layers: Sequence[str] | None = None
     render: Callable[[Any], Any] | None = None
     collate: Callable[[list[tuple[Any, Any]]], tuple[Any, Any]] | None = None
+    padding_mask: Callable[[Any], torch.Tensor] | None = None
     task: Task = "auto"
     name: str | None = None
     _resolved_model: nn.Module | None = field(default=None, init=False, repr=False, compare=False)
@@ -100,6 +105,13 @@ class Project:
                 "Project.loss must be a function (outputs, targets) -> Tensor[B], e.g. "
                 "latentsight.losses.cross_entropy."
             )
+        for option in ("collate", "padding_mask", "render"):
+            value = getattr(self, option)
+            if value is not None and not callable(value):
+                raise ProjectError(
+                    f"Project.{option} must be a function or None, got {type(value).__name__}: "
+                    "see help(latentsight.Project) for what it is given and returns."
+                )
         if self.task not in TASKS:
             raise ProjectError(f"Project.task must be one of {TASKS}, got {self.task!r}.")
         for metric_name, metric in self.metrics.items():

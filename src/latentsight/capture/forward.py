@@ -20,6 +20,7 @@ from latentsight.capture.outputs import (
     rows_finite,
     target_column,
 )
+from latentsight.capture.padding import PaddingMask, padding_positions
 from latentsight.capture.recorder import LayerRecorder
 from latentsight.capture.stages import stage
 from latentsight.project import LossFn, Metric
@@ -40,6 +41,7 @@ class ForwardSpec:
     task: str
     user_collate: Collate | None
     render: Callable[[Any], Any] | None
+    padding_mask: PaddingMask | None = None
 
 
 @dataclass
@@ -95,10 +97,12 @@ def forward_items(spec: ForwardSpec, items: Sequence[ParsedItem]) -> ForwardResu
         batch = collate(items, spec.user_collate)
     size = len(items)
     labeled = batch.targets is not None
-    spec.recorder.clear()
     with torch.inference_mode():
+        inputs = to_device(batch.inputs, spec.device)
+        with stage("padding mask"):
+            spec.recorder.start(padding_positions(inputs, spec.padding_mask))
         with stage("forward"):
-            outputs = call_model(spec.model, to_device(batch.inputs, spec.device))
+            outputs = call_model(spec.model, inputs)
         pooled = spec.recorder.take()
         computed = prediction_columns(spec.task, outputs, size)
         if labeled:

@@ -25,6 +25,7 @@ from latentsight.capture.items import (
 from latentsight.capture.layers import LayerRef, default_layers, first_tensor, resolve_layers
 from latentsight.capture.metadata import MetadataSource
 from latentsight.capture.outputs import check_task, infer_task, logits_of
+from latentsight.capture.padding import padding_positions
 from latentsight.capture.pooling import LayerPooler, PoolingSettings, layer_kind
 from latentsight.capture.recorder import LayerRecorder
 from latentsight.capture.stages import StageFailure
@@ -264,6 +265,10 @@ def _scoring_error(
             "Project.render",
             f"It was given {_describe(items[0].input)} inputs: make it draw them.",
         ),
+        "padding mask": (
+            "Project.padding_mask",
+            f"It was given {_describe(batch.inputs)} inputs: make it return their B x T mask.",
+        ),
     }.get(
         failure.stage,
         (
@@ -274,6 +279,67 @@ def _scoring_error(
     return ProjectError(
         f"{what} raised {failure.error!r} on the first batch of subset {items[0].subset!r}. {advice}"
     )
+
+
+def _first_mask(project: Project, inputs: Any) -> torch.Tensor | None:
+    """The first batch's padding mask, checked against the batch; a mask function that raises
+    is named with what it was given."""
+    try:
+        mask = padding_positions(inputs, project.padding_mask)
+    except ProjectError:
+        raise
+    except Exception as error:
+        raise ProjectError(
+            f"Project.padding_mask raised {error!r} on the first batch, given {_describe(inputs)} "
+            "inputs: make it return their B x T mask (True at real positions)."
+        ) from error
+    batch = first_tensor(inputs)
+    if mask is not None and batch is not None and mask.shape[0] != batch.shape[0]:
+        raise ProjectError(
+            f"The padding mask has {mask.shape[0]} rows for a batch of {batch.shape[0]} samples: "
+            "it must have one row per sample."
+        )
+    return mask
+
+
+def _masked(
+    ref: LayerRef,
+    kind: str,
+    sample_shape: tuple[int, ...],
+    mask: torch.Tensor | None,
+    project: Project,
+    inputs: Any,
+    warnings: list[str],
+) -> bool:
+    """Whether a layer is pooled over the padding mask: a sequence layer of the mask's length.
+
+    A sequence layer that cannot be masked is named, as are padded token ids given no mask:
+    their latents would include padding and depend on the batch.
+    """
+    if kind not in ("sequence", "channels_first_sequence"):
+        return False
+    length = sample_shape[0] if kind == "sequence" else sample_shape[1]
+    if mask is not None:
+        if length == mask.shape[1]:
+            return True
+        warnings.append(
+            f"layer {ref.name!r} has {length} positions where the padding mask has "
+            f"{mask.shape[1]}: it is averaged over all its positions, padding included"
+        )
+        return False
+    padded_ids = (
+        project.collate is not None
+        and isinstance(inputs, torch.Tensor)
+        and inputs.dim() == 2
+        and not inputs.is_floating_point()
+    )
+    if padded_ids:
+        warnings.append(
+            f"layer {ref.name!r} is a sequence over token ids that Project.collate batches: if "
+            "it pads them, pass Project(padding_mask=lambda ids: ids != PAD_ID) so that padding "
+            "is not averaged into the latents"
+        )
+    return False
 
 
 def plan_capture(
@@ -330,6 +396,7 @@ def plan_capture(
             f"The model's outputs on the first batch of {subsets[0].name!r} contain NaN or inf: "
             "check the model's weights and the input normalisation before capturing."
         )
+    mask = _first_mask(project, inputs)
     layers: list[tuple[LayerRef, LayerPooler]] = []
     for ref in refs:
         activation, module = raw[ref]
@@ -340,7 +407,8 @@ def plan_capture(
             )
         kind = layer_kind(activation, module, ref.point)
         sample_shape = tuple(activation.shape[1:])
-        layers.append((ref, LayerPooler(ref.name, kind, sample_shape, pooling)))
+        masked = _masked(ref, kind, sample_shape, mask, project, inputs, warnings)
+        layers.append((ref, LayerPooler(ref.name, kind, sample_shape, pooling, masked)))
 
     labeled = next((checked[subset.name] for subset in subsets if subset.labeled), [])
     targets = collate(labeled, project.collate).targets if labeled else None
@@ -361,6 +429,7 @@ def plan_capture(
         task=task,
         user_collate=project.collate,
         render=render if renders else None,
+        padding_mask=project.padding_mask,
     )
     own_ids = any(
         item.id != default_id(item.subset, item.index)

@@ -4,7 +4,8 @@ A convolutional map keeps two views: the spatial mean (C values) and a coarse gr
 average pooling to ``grid x grid``, flattened, kept as it is up to ``grid_project_above`` values
 and reduced to ``grid_dim`` by a fixed seeded random projection above), so features living in a
 small part of the input survive.
-Sequences keep the mean over positions and a grid over ``grid`` segments of positions.
+Sequences keep the mean over positions and a grid over ``grid`` segments of positions; a padded
+sequence layer (``masked``) pools each sample's real positions only.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from typing import Literal
 
 import torch
 from torch import nn
+
+from latentsight.capture.padding import masked_mean_weights, masked_windows
+from latentsight.errors import ProjectError
 
 Kind = Literal["conv", "sequence", "channels_first_sequence", "volume", "vector"]
 CHANNELS_FIRST_1D = (
@@ -140,15 +144,25 @@ def spatial_operators(
 
 
 class LayerPooler:
-    """Turns one layer's batch of activations into its views, each ``B x D`` float32."""
+    """Turns one layer's batch of activations into its views, each ``B x D`` float32.
+
+    ``masked`` (sequence layers only) pools over the real positions of the padding mask each
+    batch brings, so that a sample's views do not depend on the padding it was batched with.
+    """
 
     def __init__(
-        self, layer: str, kind: Kind, sample_shape: tuple[int, ...], settings: PoolingSettings
+        self,
+        layer: str,
+        kind: Kind,
+        sample_shape: tuple[int, ...],
+        settings: PoolingSettings,
+        masked: bool = False,
     ) -> None:
         self.layer = layer
         self.kind = kind
         self.sample_shape = sample_shape
         self.settings = settings
+        self.masked = masked
         self._projections: dict[str, torch.Tensor] = {}
         self._operators: dict[tuple[tuple[int, ...], torch.device], SpatialOperators] = {}
         self.dims: dict[str, int] = {}
@@ -211,9 +225,33 @@ class LayerPooler:
             "grid": flat.reshape(batch, -1) @ operators.project,
         }
 
-    def __call__(self, activation: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _masked_sequence(
+        self, x: torch.Tensor, mask: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
+        """The mean and grid views of ``B x C x T`` over each sample's real positions."""
+        if mask is None or mask.shape != (x.shape[0], x.shape[2]):
+            found = "no padding mask" if mask is None else f"a padding mask of {tuple(mask.shape)}"
+            raise ProjectError(
+                f"Layer {self.layer!r} has {x.shape[2]} positions in a batch with {found}, "
+                "where the first batch had one of the layer's length: give every batch its "
+                "'attention_mask' (or a Project.padding_mask) covering the layer's positions."
+            )
+        mask = mask.to(x.device)
+        cells = torch.bmm(x, masked_windows(mask, self.settings.grid)).reshape(x.shape[0], -1)
+        mean = torch.bmm(x, masked_mean_weights(mask)).squeeze(2)
+        projection = self._projections.get("grid")
+        if projection is not None:
+            if projection.device != x.device:
+                projection = self._projections["grid"] = projection.to(x.device)
+            cells = cells @ projection
+        return {"mean": mean, "grid": cells}
+
+    def __call__(
+        self, activation: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """Pool a ``B x ...`` activation to ``{view: B x D}`` on the activation's device.
 
+        ``mask`` is the batch's ``B x T`` real positions, read by a ``masked`` layer only.
         Views are new tensors, never the activation itself, which the model may change in place
         after the hook (``ReLU(inplace=True)``).
         """
@@ -224,9 +262,11 @@ class LayerPooler:
         elif self.kind == "conv":
             pooled = self._spatial(x)
         elif self.kind in ("sequence", "channels_first_sequence"):
-            pooled = self._spatial(
-                x if self.kind == "channels_first_sequence" else x.transpose(1, 2)
-            )
+            channels_first = x if self.kind == "channels_first_sequence" else x.transpose(1, 2)
+            if self.masked:
+                pooled = self._masked_sequence(channels_first, mask)
+            else:
+                pooled = self._spatial(channels_first)
         else:
             pooled = {"mean": x.reshape(batch, x.shape[1], -1).mean(dim=2)}
         if "mean" in self._projections:

@@ -27,6 +27,7 @@ class LayerRecorder:
         modules = dict(model.named_modules())
         self.modules = {ref: modules[ref.module_name] for ref in poolers}
         self.pooled: dict[str, dict[str, torch.Tensor]] = {}
+        self.mask: torch.Tensor | None = None
 
     def _record(self, ref: LayerRef, value: Any) -> None:
         activation = first_tensor(value)
@@ -35,7 +36,7 @@ class LayerRecorder:
                 f"Layer {ref.name!r} produced no tensor ({type(value).__name__}): choose a layer "
                 "whose output (or, with ':input', whose input) is a tensor."
             )
-        self.pooled[ref.name] = self.poolers[ref](activation)
+        self.pooled[ref.name] = self.poolers[ref](activation, self.mask)
 
     @contextmanager
     def attach(self) -> Iterator[LayerRecorder]:
@@ -60,9 +61,11 @@ class LayerRecorder:
             for handle in handles:
                 handle.remove()
 
-    def clear(self) -> None:
-        """Forget what an earlier (possibly failed) forward pass recorded."""
+    def start(self, mask: torch.Tensor | None) -> None:
+        """Begin a forward pass: forget what an earlier (possibly failed) one recorded, and pool
+        masked sequence layers over ``mask``, the batch's real positions."""
         self.pooled = {}
+        self.mask = mask
 
     def take(self) -> dict[str, dict[str, torch.Tensor]]:
         """The pooled views of the last forward pass, checking that every layer ran."""

@@ -150,6 +150,7 @@ class Capture:
             "model": model_fingerprint(model),
             "data": data_fingerprint(project.data),
             "layers": [ref.name for ref, _ in plan.layers],
+            "padding_masked": [ref.name for ref, pooler in plan.layers if pooler.masked],
             "pooling": asdict(plan.layers[0][1].settings),
             "batch_size": self.settings.batch_size,
             "rows_per_chunk": self.settings.rows_per_chunk,
@@ -189,6 +190,7 @@ class Capture:
                     "module": ref.module_name,
                     "point": ref.point,
                     "kind": pooler.kind,
+                    "padding_masked": pooler.masked,
                     "sample_shape": list(pooler.sample_shape),
                     "defaulted": plan.layers_defaulted,
                     "views": {
