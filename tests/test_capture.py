@@ -304,3 +304,23 @@ def test_worker_processes_give_the_same_run(tmp_path, data, metadata):
     np.testing.assert_array_equal(
         single.latent("features", "grid"), workers.latent("features", "grid")
     )
+
+
+def test_capture_runs_in_eval_mode_and_gives_the_model_back_in_its_modes(tmp_path, data):
+    class Noisy(TinyCNN):
+        def __init__(self):
+            super().__init__()
+            self.drop = nn.Dropout(0.5)
+
+        def forward(self, x):
+            return self.fc(self.drop(self.pool(self.features(x)).flatten(1)))
+
+    model = Noisy().train()
+    model.features.eval()  # a frozen part, as in fine-tuning
+    project = ls.Project(model=model, data=data, loss=ls.losses.cross_entropy)
+    first = analyze(project, tmp_path / "first")
+    second = analyze(project, tmp_path / "second")
+    np.testing.assert_array_equal(first.samples["loss"], second.samples["loss"])
+    ls.check(project)
+    assert model.training and model.drop.training and model.fc.training
+    assert not model.features.training

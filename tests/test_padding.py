@@ -130,7 +130,7 @@ def test_latents_do_not_depend_on_the_batch_a_sample_is_padded_in(tmp_path, form
     np.testing.assert_allclose(small.latent("head:input"), large.latent("head:input"), atol=2e-5)
     np.testing.assert_allclose(small.samples["loss"], large.samples["loss"], atol=2e-5)
 
-    model = project.resolve_model()
+    model = project.resolve_model().eval()  # capture gave it back in its training mode
     with torch.inference_mode():
         alone = model.encoder(model.embed(sequences[7]).unsqueeze(0))[0]
     np.testing.assert_allclose(small.latent("encoder")[7], alone.mean(dim=0).numpy(), atol=2e-5)

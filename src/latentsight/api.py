@@ -29,11 +29,12 @@ def check(
     Raises :class:`latentsight.ProjectError` naming the problem and the fix; returns what it found
     (subsets, shapes, layers and their latent sizes, loss components, metadata columns).
     """
-    from latentsight.capture.plan import plan_capture
+    from latentsight.capture.plan import plan_capture, training_modes_kept
 
     if not isinstance(n, int) or n < 1:
         raise ProjectError(f"n={n!r}: check at least 1 sample per subset (the default is 8).")
-    return plan_capture(project, device=device, pooling=pooling, check_size=n)
+    with training_modes_kept(project):
+        return plan_capture(project, device=device, pooling=pooling, check_size=n)
 
 
 def analyze(
@@ -72,15 +73,16 @@ def analyze(
         progress: show progress bars.
     """
     from latentsight._progress import progress_bars
-    from latentsight.capture.plan import plan_capture
+    from latentsight.capture.plan import plan_capture, training_modes_kept
     from latentsight.capture.runner import Capture, CaptureSettings
 
     settings = CaptureSettings(
         batch_size=batch_size, chunk_size=chunk_size, num_workers=num_workers, fail_fast=fail_fast
     )
-    plan = plan_capture(project, device=device, pooling=pooling, renders=renders)
-    with progress_bars(progress) as reporter:
-        Capture(plan, settings, reporter).run(Path(out), resume=resume, overwrite=overwrite)
+    with training_modes_kept(project):
+        plan = plan_capture(project, device=device, pooling=pooling, renders=renders)
+        with progress_bars(progress) as reporter:
+            Capture(plan, settings, reporter).run(Path(out), resume=resume, overwrite=overwrite)
     run = Run(out).attach(project, verify=False)
     if insights:
         run.analyze(settings=analysis, progress=progress)

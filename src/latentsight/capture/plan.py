@@ -7,6 +7,8 @@ alignment, NaN outputs) is found here, in seconds, before the long pass starts.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -340,6 +342,19 @@ def _masked(
             "is not averaged into the latents"
         )
     return False
+
+
+@contextmanager
+def training_modes_kept(project: Project) -> Iterator[None]:
+    """Give the project's model back in the train/eval modes it came in (module by module), as
+    capture switches it to eval mode: a model handed over mid-training goes on training."""
+    modules = list(project.resolve_model().modules())
+    modes = [module.training for module in modules]
+    try:
+        yield
+    finally:
+        for module, training in zip(modules, modes, strict=True):
+            module.training = training
 
 
 def plan_capture(
