@@ -214,9 +214,11 @@ def explain(
     from rich.table import Table
 
     from latentsight._loading import project_for_run
+    from latentsight.store.files import check_writable
 
     try:
         opened = _open(run)
+        folder = check_writable(out or opened.path / "explanations" / "png", folder=True)
         opened.attach(project_for_run(opened.manifest, project))
         found = opened.explain(
             [part.strip() for part in ids.split(",") if part.strip()],
@@ -225,7 +227,7 @@ def explain(
             target=int(target) if target.isdigit() else target,
             device=device,
         )
-        written = found.save(out or opened.path / "explanations" / "png")
+        written = found.save(folder)
     except LatentsightError as error:
         _fail(error)
     table = Table(title=f"{method} explanations", show_lines=False)
@@ -292,7 +294,9 @@ def serve(
     host: Annotated[
         str, typer.Option(help="Address to listen on; beyond loopback, --token is required.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port to listen on (0: a free one).")
+    ] = 8765,
     token: Annotated[
         Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
         typer.Option(
@@ -311,20 +315,20 @@ def serve(
     """Start the local web dashboard of an analysed run and print its address. It reads the run
     and writes only the explanations it computes with the model, into the run's cache."""
     from latentsight.server import create_app
-    from latentsight.server.runner import serve_app
+    from latentsight.server.runner import bind, serve_app, url
     from latentsight.server.security import check_binding
 
     try:
         check_binding(host, token)
+        listening = bind(host, port)
         opened = _open(run)
         model = _serve_project(opened, project)
         app_ = create_app(opened, token=token, project=model)
     except LatentsightError as error:
         _fail(error)
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    address = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+    address = url(host, listening) + "/" + (f"?token={token}" if token else "")
     console.print(f"[bold green]Dashboard of {run}[/] at {address}  (Ctrl-C to stop)")
-    serve_app(app_, host, port)
+    serve_app(app_, listening)
 
 
 def _serve_project(run: Run, target: str | None) -> Project | None:
@@ -364,7 +368,8 @@ concepts_app = typer.Typer(
     cls=_LabelByDefault,
     no_args_is_help=True,
     help="Concepts: `latentsight concepts RUN` labels every neuron with the concept it detects "
-    "(INVERT); `latentsight concepts audit RUN` checks which concepts drive each class.",
+    "(INVERT); `latentsight concepts audit RUN` checks which concepts drive each class; "
+    "`latentsight concepts discover RUN --layer L` finds the concepts it learned without labels.",
 )
 app.add_typer(concepts_app, name="concepts")
 RunArg = Annotated[Path, typer.Argument(help="A run directory.", show_default=False)]
@@ -477,9 +482,21 @@ def concepts_discover(
         Optional[Path],  # noqa: UP045 - typer needs Optional on Python 3.10
         typer.Option(help="Write each concept's top-sample grid as PNG into this folder."),
     ] = None,
+    save: Annotated[
+        bool,
+        typer.Option(
+            help="Store the table in RUN/concepts/ for the report and the dashboard; --no-save "
+            "only prints it and writes nothing into the run."
+        ),
+    ] = True,
 ) -> None:
     """Discover the concepts the model learned in a layer (dictionary learning on the stored
-    latents), with importance through the linear head, prevalence, reliability and names."""
+    latents), with importance through the linear head, prevalence, reliability and names.
+
+    The table replaces RUN/concepts/discovered.<layer>.parquet, which the report and serve
+    show, except that a table without importance (no model: pass --project module:project)
+    never replaces a stored one that has it, such as the one `latentsight analyze` made with
+    the model: that one is kept, and a note says so. --no-save prints only."""
     from latentsight._loading import project_for_run
     from latentsight.discovery import DiscoverySettings
     from latentsight.discovery.display import bank_view
@@ -502,10 +519,13 @@ def concepts_discover(
             k=chosen,
             settings=DiscoverySettings(by=by),  # type: ignore[arg-type]
             progress=True,
+            save=save,
         )
         console.print(bank_view(bank))
         for note in bank.notes:
             console.print(f"[yellow]note:[/] {note}")
+        if bank.stored is not None:
+            console.print(f"Stored in {bank.stored} (shown by report and serve).")
         if grids is not None:
             grids.mkdir(parents=True, exist_ok=True)
             for concept in bank.table["concept"]:

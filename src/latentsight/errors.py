@@ -25,3 +25,8 @@ class CaptureError(LatentsightError, RuntimeError):
 
 class ExplanationError(LatentsightError, ValueError):
     """An explanation cannot be made as asked: no model attached, an unknown method, a bad layer."""
+
+
+class OutputPathError(LatentsightError, OSError):
+    """A file or folder cannot be written where asked: permission denied, a parent that is a
+    file, a file system that takes no new files."""

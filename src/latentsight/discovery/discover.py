@@ -190,9 +190,10 @@ def discover_concepts(
     """Discover the concepts of a layer from its stored pooled latents; see :class:`ConceptBank`.
 
     With ``save`` the table is kept in the run (``<run>/concepts/``) for the report and the
-    dashboard. Where no linear head reads the layer and the model is attached, the table's
-    importance comes from a pass through the model, unless ``importance_through_model`` is
-    False."""
+    dashboard (``.stored`` is its file), except where it has no importance (no model) and the
+    stored one has: that one is kept and a note says how to replace it. Where no linear head
+    reads the layer and the model is attached, the table's importance comes from a pass
+    through the model, unless ``importance_through_model`` is False."""
     settings = settings or DiscoverySettings()
     if settings.naming_scope not in ("all", "group"):
         raise DiscoveryError(f"naming_scope={settings.naming_scope!r}: give 'all' or 'group'.")
@@ -259,7 +260,9 @@ def discover_concepts(
     if head is None and run.project is not None and importance_through_model:
         fill_table_importance(concepts)
     if save:
-        save_bank(concepts, settings=settings, k=k, per_class=per_class, subset=subset)
+        concepts.stored = save_bank(
+            concepts, settings=settings, k=k, per_class=per_class, subset=subset
+        )
     return concepts
 
 

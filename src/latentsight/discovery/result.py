@@ -17,6 +17,7 @@ from latentsight.discovery.selection import KChoice
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
     import torch
 
@@ -118,6 +119,7 @@ class ConceptBank:
         self.table = table
         self.head = head
         self.notes = notes
+        self.stored: Path | None = None  # the run's file holding this table, once saved
         self._model: ConceptModel | None = None
 
     def __repr__(self) -> str:

@@ -71,7 +71,9 @@ class ActivationMaps:
 
     def save(self, path: str | Path) -> Path:
         """Write the grid as a PNG."""
-        path = Path(path)
+        from latentsight.store.files import check_writable
+
+        path = check_writable(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.grid().save(path)
         return path

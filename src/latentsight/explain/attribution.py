@@ -31,6 +31,7 @@ from captum.attr import (
 )
 from torch import nn
 
+from latentsight.attribution_methods import KINDS, method_name
 from latentsight.errors import ExplanationError
 
 Baseline = Literal["zero", "blur", "mean"]
@@ -97,12 +98,21 @@ def baseline_of(inputs: torch.Tensor, kind: Baseline) -> torch.Tensor:
 
 
 class Method(ABC):
-    """An attribution method bound to a scoring function (and, for layer methods, a layer)."""
+    """An attribution method bound to a scoring function (and, for layer methods, a layer);
+    whether it is signed and layered is read from its name's entry in the torch-free
+    :data:`latentsight.attribution_methods.KINDS`."""
 
     name: ClassVar[str]
-    layered: ClassVar[bool] = False
-    signed: ClassVar[bool] = True
+    layered: ClassVar[bool]
+    signed: ClassVar[bool]
     options: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Take a named method's kind from the one table that the readers of cached maps share."""
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            kind = KINDS[cls.name]
+            cls.signed, cls.layered = kind.signed, kind.layered
 
     def __init__(
         self, forward: Forward, settings: AttributionSettings, layer: nn.Module | None = None
@@ -124,7 +134,6 @@ class SaliencyMethod(Method):
     """Absolute input gradient (Simonyan et al. 2013)."""
 
     name = "saliency"
-    signed = False
 
     def attribute(self, inputs: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         return Saliency(self.forward).attribute(inputs, target=target, abs=True)
@@ -163,7 +172,6 @@ class SmoothGradMethod(Method):
     """SmoothGrad (Smilkov et al. 2017): saliency averaged over noisy copies (Captum NoiseTunnel)."""
 
     name = "smoothgrad"
-    signed = False
     options = ("samples", "noise", "seed")
 
     def attribute(self, inputs: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
@@ -219,9 +227,6 @@ class OcclusionMethod(Method):
 
 
 class _LayerMethod(Method):
-    layered = True
-    signed = False
-
     def to_maps(self, raw: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return F.interpolate(raw[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
 
@@ -265,19 +270,12 @@ METHODS: dict[str, type[Method]] = {
         LayerCamMethod,
     )
 }
-ALIASES = {"ig": "integrated_gradients", "grad_cam": "gradcam", "layer_cam": "layercam"}
 
 
 def method_class(name: str) -> type[Method]:
-    """The method registered under ``name`` (case and dashes ignored), or an error listing them."""
-    key = str(name).lower().replace("-", "_")
-    key = ALIASES.get(key, key)
-    if key not in METHODS:
-        raise ExplanationError(
-            f"Unknown explanation method {name!r}: choose one of {', '.join(METHODS)} "
-            "('ig' is short for integrated_gradients)."
-        )
-    return METHODS[key]
+    """The method registered under ``name`` or one of its short names (see
+    :func:`latentsight.attribution_methods.method_name`), or an error listing them."""
+    return METHODS[method_name(name)]
 
 
 @contextmanager

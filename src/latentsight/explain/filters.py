@@ -96,9 +96,9 @@ class FilterImages:
 
     def save(self, directory: str | Path) -> list[Path]:
         """One PNG per channel, ``<layer>.<channel>.png``, and the grid ``<layer>.png``."""
-        from latentsight.store.files import layer_file_stem
+        from latentsight.store.files import check_writable, layer_file_stem
 
-        directory = Path(directory)
+        directory = check_writable(directory, folder=True)
         directory.mkdir(parents=True, exist_ok=True)
         stem = layer_file_stem(self.layer)
         written = []

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from latentsight.overlay import Sign, heatmap, overlay, panel
-from latentsight.store.files import layer_file_stem
+from latentsight.store.files import check_writable, layer_file_stem
 
 
 def file_stem(sample_id: str) -> str:
@@ -77,7 +77,7 @@ class Explanation:
 
     def save(self, directory: str | Path) -> list[Path]:
         """Write one PNG per sample, ``<id>.<method>[@layer].png`` (input | overlay); return paths."""
-        directory = Path(directory)
+        directory = check_writable(directory, folder=True)
         directory.mkdir(parents=True, exist_ok=True)
         written = []
         for sample_id in self.ids:
@@ -116,7 +116,7 @@ class LayerSweep(Mapping[str, Explanation]):
 
     def save(self, directory: str | Path) -> list[Path]:
         """One PNG per sample: the input, then its overlay at each layer, shallow to deep."""
-        directory = Path(directory)
+        directory = check_writable(directory, folder=True)
         directory.mkdir(parents=True, exist_ok=True)
         first = next(iter(self._explanations.values()))
         written = []

@@ -10,6 +10,7 @@ from latentsight.report import tables
 from latentsight.report.page import render_page
 from latentsight.report.renders import RenderIndex
 from latentsight.report.sections import SECTIONS, ReportData
+from latentsight.store.files import check_writable
 
 if TYPE_CHECKING:
     from latentsight.store.run import Run
@@ -27,6 +28,7 @@ def write_report(run: Run, path: str | Path) -> Path:
         raise LatentsightError(
             f"{path} is a directory: give the report a file name, e.g. {path / 'report.html'}."
         )
+    check_writable(path)
     data = ReportData(
         run_dir=run.path,
         manifest=run.manifest,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from latentsight.project import Project
 from latentsight.server.app import create_app
-from latentsight.server.runner import background, serve_app
+from latentsight.server.runner import background, bind, serve_app
 from latentsight.server.security import check_binding
 from latentsight.server.state import RunState
 from latentsight.store.run import Run
@@ -25,5 +25,6 @@ def serve(
     """Serve the dashboard of an analysed run until interrupted; with a model (``project``, or
     one attached to the run) its sample view computes explanations on demand."""
     check_binding(host, token)
-    opened = run if isinstance(run, Run) else Run(run)
-    serve_app(create_app(opened, token=token, project=project), host, port)
+    with bind(host, port) as listening:
+        opened = run if isinstance(run, Run) else Run(run)
+        serve_app(create_app(opened, token=token, project=project), listening)

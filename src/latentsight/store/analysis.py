@@ -10,6 +10,8 @@ import dataclasses
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from latentsight.errors import NotRecordedError
+from latentsight.errors import NotRecordedError, RunStoreError
 from latentsight.insights.base import Evidence, Insight
 from latentsight.store.files import write_json, write_parquet
 from latentsight.store.manifest import ANALYSIS
@@ -71,14 +73,41 @@ def _folder(run_dir: Path) -> Path:
     return folder
 
 
+def _again(run_dir: Path) -> str:
+    return (
+        f"analyse the run again with `latentsight insights {run_dir} --recompute` (or "
+        "run.analyze())"
+    )
+
+
+@contextmanager
+def _reading(run_dir: Path, name: str) -> Iterator[Path]:
+    """The path of one analysis file, to read in the block; a missing or unreadable file is a
+    RunStoreError that names it and how to make it again, whichever surface asked."""
+    path = _folder(run_dir) / name
+    if not path.is_file():
+        raise RunStoreError(
+            f"The analysis of the run at {run_dir} has no {ANALYSIS}/{name} (deleted, or "
+            f"written by an older latentsight): {_again(run_dir)}."
+        )
+    try:
+        yield path
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as error:
+        raise RunStoreError(
+            f"The analysis file {path} is corrupt ({error}): {_again(run_dir)}."
+        ) from None
+
+
 def read_info(run_dir: Path) -> dict[str, Any]:
     """The analysis settings, layer, timings and per-detector notes."""
-    return json.loads((_folder(run_dir) / INFO).read_text())
+    with _reading(run_dir, INFO) as path:
+        return json.loads(path.read_text())
 
 
 def read_frame(run_dir: Path, name: str) -> pd.DataFrame:
     """One of the analysis tables (map, clusters, scores)."""
-    return pd.read_parquet(_folder(run_dir) / name)
+    with _reading(run_dir, name) as path:
+        return pd.read_parquet(path)
 
 
 def _neighbour_table(rows: np.ndarray, distances: np.ndarray) -> pa.Table:
@@ -95,25 +124,21 @@ def _neighbour_table(rows: np.ndarray, distances: np.ndarray) -> pa.Table:
 
 def read_neighbours(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """Each map row's nearest other rows (N x k, nearest first) and their distances."""
-    path = _folder(run_dir) / NEIGHBOURS
-    if not path.is_file():
-        raise NotRecordedError(
-            f"The analysis of the run at {run_dir} predates stored neighbours: analyse it again "
-            f"(run.analyze() or `latentsight insights {run_dir}`)."
+    with _reading(run_dir, NEIGHBOURS) as path:
+        table = pq.read_table(path)
+        n = table.num_rows
+        rows, distances = (
+            table.column(name).combine_chunks().flatten() for name in ("rows", "distances")
         )
-    table = pq.read_table(path)
-    n = table.num_rows
-    rows, distances = (
-        table.column(name).combine_chunks().flatten() for name in ("rows", "distances")
-    )
-    return rows.to_numpy().reshape(n, -1), distances.to_numpy().reshape(n, -1)
+        return rows.to_numpy().reshape(n, -1), distances.to_numpy().reshape(n, -1)
 
 
 def read_insights(run_dir: Path) -> list[Insight]:
     """The ranked insights."""
-    payload = json.loads((_folder(run_dir) / INSIGHTS).read_text())
-    found = []
-    for raw in payload["insights"]:
-        evidence = [Evidence(**e) for e in raw.pop("evidence")]
-        found.append(Insight(evidence=evidence, **raw))
-    return found
+    with _reading(run_dir, INSIGHTS) as path:
+        payload = json.loads(path.read_text())
+        found = []
+        for raw in payload["insights"]:
+            evidence = [Evidence(**e) for e in raw.pop("evidence")]
+            found.append(Insight(evidence=evidence, **raw))
+        return found

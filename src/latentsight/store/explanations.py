@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from latentsight import __version__
+from latentsight.attribution_methods import map_sign
 from latentsight.store.files import layer_file_stem, write_json, write_parquet
 
 EXPLANATIONS = "explanations"
@@ -169,11 +170,9 @@ class StoredMap:
 
     @property
     def sign(self) -> str:
-        """How overlays read the map, as ``Explanation.sign`` does for the same method."""
-        from latentsight.explain.attribution import METHODS
-
-        method = METHODS.get(self.method)
-        return "absolute" if method is None or method.signed else "positive"
+        """How overlays read the map, as ``Explanation.sign`` does for the same method (read
+        from the torch-free method table, so the report never imports Captum)."""
+        return map_sign(self.method)
 
 
 def sample_maps(run_path: str | Path, sample_id: str) -> list[StoredMap]:

@@ -1,14 +1,18 @@
-"""Atomic file writes: a reader sees the old file or the whole new one, never half of one."""
+"""Atomic file writes (a reader sees the old file or the whole new one, never half of one), and
+the check, before any work, that a path can be written at all."""
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from latentsight.errors import OutputPathError
 
 
 def _temporary(path: Path) -> Path:
@@ -76,3 +80,32 @@ def layer_file_stem(layer: str) -> str:
     """A file-system-safe stem for a layer name (``fc:input`` -> ``fc@input``)."""
     safe = layer.replace(":", "@")
     return "".join(ch if ch.isalnum() or ch in "._@-" else "_" for ch in safe)
+
+
+def check_writable(path: str | Path, *, folder: bool = False) -> Path:
+    """``path`` as a Path, once a file (or, with ``folder``, a folder's files) could be written
+    there; else an OutputPathError naming it and why, raised before any work is spent on it."""
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise OutputPathError(f"Cannot write into {path}: it is a file, not a directory.")
+    where = path if folder else path.parent
+    existing = next(p for p in (where, *where.parents) if p.exists())
+    existing = existing if existing.parts else Path.cwd()
+    if not existing.is_dir():
+        raise OutputPathError(
+            f"Cannot write {path}: {existing} is a file, not a directory; choose another path."
+        )
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".latentsight-probe-"):
+            pass
+    except PermissionError:
+        raise OutputPathError(
+            f"Cannot write {path}: permission denied in {existing}; choose a directory you "
+            "can write to."
+        ) from None
+    except OSError as error:
+        raise OutputPathError(
+            f"Cannot write {path}: {existing} takes no new files ({error.strerror}); choose "
+            "another path."
+        ) from None
+    return path

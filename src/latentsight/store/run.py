@@ -296,7 +296,8 @@ class Run:
         Project: closed form for a linear head, else through the model), prevalence,
         reliability and INVERT names: ``.table``, ``.top_samples(c)``,
         ``.importance(sample_id)``, ``.heatmaps(ids, c)``, ``.fidelity()``, ``.sweeps``; kept
-        in the run (for the report and the dashboard) unless ``save=False``."""
+        in the run (for the report and the dashboard) unless ``save=False``, and never in place
+        of a stored table that has importance when this one has none (see ``.notes``)."""
         from latentsight.discovery import discover_concepts
 
         return discover_concepts(

@@ -17,7 +17,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from latentsight.errors import RunStoreError
-from latentsight.store.files import layer_file_stem, parquet_options, write_json, write_parquet
+from latentsight.store.files import (
+    check_writable,
+    layer_file_stem,
+    parquet_options,
+    write_json,
+    write_parquet,
+)
 from latentsight.store.manifest import (
     CAPTURE_SHARDS,
     LATENTS,
@@ -150,6 +156,7 @@ class RunWriter:
             raise RunStoreError(
                 f"{path} is a file: --out must name a directory, new or empty, for the run."
             )
+        check_writable(path, folder=True)
         if path.exists() and any(path.iterdir()):
             if not (path / MANIFEST).is_file():
                 raise RunStoreError(
