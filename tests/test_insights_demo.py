@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from latentsight.demo.recovery import PLANTED_MODES, masks_of, planted_masks, recovery_table
+from latentsight.demo.shapes import SHAPES
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,11 @@ def test_spurious_shortcut_names_the_background_and_the_class(analysed):
     exposed = run.samples[run.samples["id"].isin(shortcuts[0].population)]
     assert (exposed["target"] != 0).all()
     misled = int((exposed["prediction"] == 0).sum())  # the title counts these, not all exposed
-    assert f": {misled} of {len(exposed)} other-class evaluation" in shortcuts[0].title
+    assert shortcuts[0].title.startswith(
+        f"Shortcut background = blue -> circle: {misled} of {len(exposed)} other-class "
+        "evaluation samples with it predicted circle"
+    )
+    assert run.class_names == dict(enumerate(SHAPES))
 
 
 def test_scale_sensitivity_is_a_significant_size_trend(analysed):
@@ -92,7 +97,7 @@ def test_the_concept_audit_adds_the_shortcut_when_the_model_is_attached(analysed
         i for i in insights if any(e.detector == "spurious_feature" for e in i.evidence)
     ]
     assert features, run.analysis_info["detectors"].get("spurious_feature")
-    assert run.analysis_info["detectors"]["spurious_feature"]["classes_flagged"] == ["0"]
+    assert run.analysis_info["detectors"]["spurious_feature"]["classes_flagged"] == ["circle"]
     assert "background == blue" in features[0].title
     blue = set(run.samples.loc[run.samples["background"] == "blue", "id"])
     population = set(features[0].population)

@@ -263,3 +263,38 @@ def test_check_reports_what_it_found(metadata):
     assert plan.spec.task == "classification" and plan.n_classes == 3
     assert plan.loss_names == ["loss"]
     assert plan.metadata_columns == ["brightness", "source"]
+
+
+@pytest.mark.parametrize(
+    "classes",
+    [["a", "a", "b", "c"], ["a", ""], "abc", ["a", 3]],
+    ids=["twice", "empty", "str", "int"],
+)
+def test_class_names_that_are_not_distinct_names_are_refused(classes):
+    with pytest.raises(ls.ProjectError, match=r"distinct, non-empty class names"):
+        project(classes=classes)
+
+
+def test_class_names_must_number_the_classes_the_outputs_score():
+    n_classes = TinyCNN().fc.out_features
+    with pytest.raises(
+        ls.ProjectError, match=rf"has {n_classes - 1} names, but the outputs score {n_classes}"
+    ):
+        ls.check(project(classes=[f"c{i}" for i in range(n_classes - 1)]))
+
+
+def test_class_names_of_a_regression_are_refused():
+    with pytest.raises(ls.ProjectError, match=r"the task is 'regression'"):
+        ls.check(project(task="regression", loss=ls.losses.mse, classes=["a", "b"]))
+
+
+def test_class_names_are_stored_and_name_the_label_concepts(tmp_path):
+    n_classes = TinyCNN().fc.out_features
+    names = [f"kind-{i}" for i in range(n_classes)]
+    run = ls.analyze(project(classes=names), tmp_path / "run", progress=False, insights=False)
+    assert ls.open_run(tmp_path / "run").class_names == dict(enumerate(names))
+    concepts = run.concepts(save=False)
+    labels = {name for name in concepts.vocabulary.names if name.startswith("label == ")}
+    present = sorted(set(run.samples["target"]))
+    assert labels == {f"label == {names[k]}" for k in present}
+    assert concepts.class_names == dict(enumerate(names))

@@ -60,6 +60,8 @@ class Project:
             positions, False or 0 at padding): sequence layers of length T are pooled over the
             real positions only, so that a sample's latents do not depend on its batch. Default:
             the ``attention_mask`` entry of mapping inputs, if there is one.
+        classes: the class names, by class index (``["cat", "dog"]``), shown wherever a class
+            appears (insights, report, dashboard, concept labels); one per output logit.
         task: what the outputs mean, to derive predictions: ``"auto"`` reads it from the ready-made
             loss or the output shape; ``"other"`` records no prediction.
         name: a short name for the project, shown in reports.
@@ -74,6 +76,7 @@ class Project:
     render: Callable[[Any], Any] | None = None
     collate: Callable[[list[tuple[Any, Any]]], tuple[Any, Any]] | None = None
     padding_mask: Callable[[Any], torch.Tensor] | None = None
+    classes: Sequence[str] | None = None
     task: Task = "auto"
     name: str | None = None
     _resolved_model: nn.Module | None = field(default=None, init=False, repr=False, compare=False)
@@ -112,6 +115,15 @@ class Project:
                     f"Project.{option} must be a function or None, got {type(value).__name__}: "
                     "see help(latentsight.Project) for what it is given and returns."
                 )
+        if self.classes is not None and (
+            isinstance(self.classes, str)
+            or not all(isinstance(name, str) and name for name in self.classes)
+            or len(set(self.classes)) != len(self.classes)
+        ):
+            raise ProjectError(
+                f"Project.classes must be a list of distinct, non-empty class names by class "
+                f"index, e.g. ['cat', 'dog']; got {self.classes!r}."
+            )
         if self.task not in TASKS:
             raise ProjectError(f"Project.task must be one of {TASKS}, got {self.task!r}.")
         for metric_name, metric in self.metrics.items():

@@ -283,6 +283,23 @@ def _scoring_error(
     )
 
 
+def _check_classes(project: Project, task: str, n_classes: int | None) -> None:
+    """Class names must be one per class the outputs score (two for a binary task)."""
+    if project.classes is None:
+        return
+    expected = {"classification": n_classes, "binary": 2}.get(task)
+    if expected is None:
+        raise ProjectError(
+            f"Project.classes names classes, but the task is {task!r}: leave classes out, or "
+            "set Project.task to 'classification' or 'binary'."
+        )
+    if len(project.classes) != expected:
+        raise ProjectError(
+            f"Project.classes has {len(project.classes)} names, but the outputs score "
+            f"{expected} classes: give one name per class, in class-index order."
+        )
+
+
 def _first_mask(project: Project, inputs: Any) -> torch.Tensor | None:
     """The first batch's padding mask, checked against the batch; a mask function that raises
     is named with what it was given."""
@@ -431,6 +448,7 @@ def plan_capture(
     check_task(task, outputs)
     logits = logits_of(outputs)
     n_classes = int(logits.shape[1]) if task == "classification" and logits is not None else None
+    _check_classes(project, task, n_classes)
     render = project.render
     if render is None and renders and looks_like_image(first[0].input):
         render = default_render

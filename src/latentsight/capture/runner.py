@@ -182,6 +182,7 @@ class Capture:
             },
             "task": plan.spec.task,
             "n_classes": plan.n_classes,
+            "classes": None if project.classes is None else list(project.classes),
             "subsets": [asdict(subset) for subset in plan.subsets],
             "n_rows_planned": plan.n_rows,
             "layers": [

@@ -118,7 +118,11 @@ def label_neurons(
     samples = samples.iloc[rows].reset_index(drop=True)
     metadata = run.manifest["metadata_columns"] if settings.metadata is None else settings.metadata
     names_by_class = (
-        dict(enumerate(class_names)) if isinstance(class_names, Sequence) else class_names
+        dict(enumerate(class_names))
+        if isinstance(class_names, Sequence)
+        else run.class_names
+        if class_names is None
+        else class_names
     )
     vocabulary = build_vocabulary(
         samples,

@@ -145,9 +145,10 @@ def _label_concepts(
     if reason is not None:
         dropped["label"] = reason
         return []
+    names = dict(enumerate(class_names)) if isinstance(class_names, Sequence) else class_names or {}
     concepts = []
     for label in sorted(targets.dropna().unique()):
-        name = class_names[int(label)] if class_names is not None else int(label)
+        name = names.get(int(label), int(label))
         concepts.append((f"label == {name}", targets.eq(label).fillna(False).to_numpy(dtype=bool)))
     return concepts
 

@@ -14,7 +14,7 @@ from latentsight._loading import record_project
 from latentsight.api import analyze
 from latentsight.demo.model import ShapesCNN, load_or_train_demo_model
 from latentsight.demo.projects import MODULE, project_name
-from latentsight.demo.shapes import ShapesConfig, ShapesSubset, generate_shapes
+from latentsight.demo.shapes import SHAPES, ShapesConfig, ShapesSubset, generate_shapes
 from latentsight.project import Project
 from latentsight.store.files import write_parquet
 from latentsight.store.manifest import MANIFEST
@@ -40,6 +40,7 @@ def demo_project(subsets: dict[str, ShapesSubset], model: ShapesCNN) -> Project:
         loss=losses.cross_entropy,
         metadata=metadata,
         layers=DEMO_LAYERS,
+        classes=list(SHAPES),
     )
 
 

@@ -208,7 +208,11 @@ def discover_concepts(
     notes: list[str] = []
     head = _head(run, layer, latents.shape[1], notes)
     names_by_class = (
-        dict(enumerate(class_names)) if isinstance(class_names, Sequence) else (class_names)
+        dict(enumerate(class_names))
+        if isinstance(class_names, Sequence)
+        else run.class_names
+        if class_names is None
+        else class_names
     )
     labels = settings.naming_labels if settings.naming_labels is not None else not per_class
     try:

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
+from latentsight.classes import class_label
+
 if TYPE_CHECKING:
     from latentsight.latent.neighbors import NeighborGraph
 
@@ -74,6 +76,11 @@ class AnalysisContext:
     task: str
     settings: AnalysisSettings
     primary: bool = True  # the map's layer; other layers only add latent populations
+    class_names: dict[int, str] = field(default_factory=dict)  # the Project's, by class index
+
+    def class_label(self, index: Any) -> str:
+        """How a class reads in an insight: its name, or ``class <index>`` without one."""
+        return class_label(index, self.class_names)
 
     def region_name(self, name: str) -> str:
         """A latent population's name, prefixed with its layer when that is not the map's."""

@@ -119,6 +119,7 @@ def build_context(
         task=manifest["task"],
         settings=settings,
         primary=primary,
+        class_names=run.class_names,
     )
 
 

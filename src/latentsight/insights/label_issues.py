@@ -199,7 +199,11 @@ class LabelIssues(Detector):
         territory[labeled] = np.where(has_neighbours & majority, agreed, -1)
         regions = (
             [
-                Population(f"where the latent neighbours say class {c}", "neighbour labels", mask)
+                Population(
+                    f"where the latent neighbours say {ctx.class_label(c)}",
+                    "neighbour labels",
+                    mask,
+                )
                 for c in range(n_classes)
                 if (mask := territory == c).sum() >= ctx.settings.min_population
             ]
@@ -217,8 +221,8 @@ class LabelIssues(Detector):
         n_in = masks.sum(axis=1)
         p, ratio = enrichment_test(k_in, n_in, np.full(len(regions), suspects.sum()), len(labels))
         q = benjamini_hochberg(p)
-        given = pd.Series([f"class {c}" for c in labels])
-        said = pd.Series([f"class {c}" for c in suggested])
+        given = pd.Series([ctx.class_label(c) for c in labels])
+        said = pd.Series([ctx.class_label(c) for c in suggested])
         insights = []
         held_out = ctx.is_eval[labeled]
         model_doubts = probabilities.argmax(axis=1) != labels

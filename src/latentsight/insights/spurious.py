@@ -117,13 +117,14 @@ class SpuriousCorrelations(Detector):
     def _insight(self, ctx: AnalysisContext, c: dict, q_value: float) -> Insight:
         """The insight of one tested shortcut candidate."""
         name, k, mask = c["population"].name, c["class"], c["mask"]
+        label = ctx.class_label(k)
         loss = ctx.samples["loss"].to_numpy(dtype=np.float64)
         others = ctx.is_eval & (ctx.samples["target"].to_numpy() != k)
         loss_ratio = float(np.nanmean(loss[mask]) / max(np.nanmean(loss[others & ~mask]), 1e-12))
         evidence = Evidence(
             detector=self.name,
             effect=c["effect"],
-            effect_name=f"rate of predicting class {k} inside / outside (other classes, eval)",
+            effect_name=f"rate of predicting {label} inside / outside (other classes, eval)",
             p_value=c["p_value"],
             q_value=q_value,
             n=int(mask.sum()),
@@ -145,22 +146,22 @@ class SpuriousCorrelations(Detector):
         return Insight(
             kind=self.name,
             title=(
-                f"Shortcut {name} -> class {k}: {round(c['rate_inside'] * mask.sum())} of "
-                f"{int(mask.sum())} other-class evaluation samples with it predicted {k} "
+                f"Shortcut {name} -> {label}: {round(c['rate_inside'] * mask.sum())} of "
+                f"{int(mask.sum())} other-class evaluation samples with it predicted {label} "
                 f"({c['rate_inside']:.0%} against {c['rate_outside']:.1%} elsewhere)"
             ),
             population=population_ids(ctx, mask),
             evidence=[evidence],
             description=(
-                f"In training, {c['train_share_inside']:.0%} of {name} samples are class {k} "
+                f"In training, {c['train_share_inside']:.0%} of {name} samples are {label} "
                 f"against {c['train_share_outside']:.0%} elsewhere, and the model follows it: "
-                f"evaluation samples of other classes with {name} are predicted class {k} "
+                f"evaluation samples of other classes with {name} are predicted {label} "
                 f"{c['rate_inside']:.0%} of the time against {c['rate_outside']:.1%} elsewhere, "
                 f"and their loss is {loss_ratio:.2g}x that of other classes' samples elsewhere."
             ),
             action=(
                 f"Break the shortcut: add training samples with {name} from other classes (and of "
-                f"class {k} without it), or remove the cue; check with Grad-CAM that the model "
+                f"{label} without it), or remove the cue; check with Grad-CAM that the model "
                 "looks at the object on these samples."
             ),
         )

@@ -117,6 +117,11 @@ class Run:
         return self.manifest["name"]
 
     @property
+    def class_names(self) -> dict[int, str]:
+        """The class names by class index that the Project gave (empty when it gave none)."""
+        return dict(enumerate(self.manifest.get("classes") or []))
+
+    @property
     def layers(self) -> list[str]:
         """The recorded layers, in the order they were given."""
         return [entry["name"] for entry in self.manifest["layers"]]
@@ -260,7 +265,8 @@ class Run:
             layer: the recorded layer(s) to label.
             settings: beam size, formula length, share of positives, bins, alpha.
             annotations: your own concepts, one boolean column each, rows by sample id.
-            class_names: class names by index, for the ``label == ...`` concepts.
+            class_names: class names by index, for the ``label == ...`` concepts (default: the
+                Project's ``classes``).
             subset: label on these subsets' samples only (default: all samples).
             progress: show a progress bar.
             save: store the tables in the run (replacing earlier ones of the same layers).
