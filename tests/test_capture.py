@@ -324,3 +324,45 @@ def test_capture_runs_in_eval_mode_and_gives_the_model_back_in_its_modes(tmp_pat
     ls.check(project)
     assert model.training and model.drop.training and model.fc.training
     assert not model.features.training
+
+
+class InPlaceAfterHooks(nn.Module):
+    """A conv whose output an inplace ReLU changes after the hook, and one whose output no
+    later operation changes: the first must be pooled before the ReLU runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.changed = nn.Conv2d(3, 6, 3, padding=1)
+        self.act = nn.ReLU(inplace=True)
+        self.kept = nn.Conv2d(6, 6, 3, padding=1)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc(self.kept(self.act(self.changed(x))).mean(dim=(2, 3)))
+
+
+def test_layers_changed_in_place_later_are_recorded_as_they_left_the_module(tmp_path):
+    model = InPlaceAfterHooks()
+    items = image_items(24, 0)
+    project = ls.Project(
+        model=model, data={"train": items}, loss=ls.losses.cross_entropy, layers=["changed", "kept"]
+    )
+    plan = ls.check(project)
+    assert plan.spec.recorder.deferred == {ref for ref, _ in plan.layers if ref.name == "kept"}
+    run = analyze(project, tmp_path / "run", batch_size=8)
+    inputs = torch.stack([x for x, _ in items])
+    with torch.no_grad():
+        before_relu = model.changed(inputs)
+        kept = model.kept(torch.relu(before_relu))
+    for layer, activation in (("changed", before_relu), ("kept", kept)):
+        np.testing.assert_allclose(
+            run.latent(layer), activation.mean(dim=(2, 3)).numpy(), rtol=1e-5, atol=1e-6
+        )
+        np.testing.assert_allclose(
+            run.latent(layer, "grid"),
+            nn.functional.adaptive_avg_pool2d(activation, 4).flatten(1).numpy(),
+            rtol=1e-5,
+            atol=1e-6,
+        )
+    assert run.latent("changed").min() < 0

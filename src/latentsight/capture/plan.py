@@ -213,6 +213,34 @@ def _raw_activations(
     return seen, outputs
 
 
+def _changed_in_place(model: nn.Module, refs: list[LayerRef], inputs: Any) -> set[LayerRef]:
+    """The layers whose activation the rest of the forward pass changes in place (an inplace
+    ReLU after the hooked module), found from tensor versions, which inference mode lacks."""
+    modules = dict(model.named_modules())
+    seen: dict[LayerRef, tuple[torch.Tensor, int]] = {}
+
+    def keep(ref: LayerRef, value: Any) -> None:
+        tensor = first_tensor(value)
+        if tensor is not None:
+            seen[ref] = (tensor, tensor._version)
+
+    handles = []
+    for ref in refs:
+        module = modules[ref.module_name]
+        if ref.point == "input":
+            hook = module.register_forward_pre_hook(lambda _m, args, ref=ref: keep(ref, args))
+        else:
+            hook = module.register_forward_hook(lambda _m, _i, out, ref=ref: keep(ref, out))
+        handles.append(hook)
+    try:
+        with torch.no_grad():
+            call_model(model, inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {ref for ref, (tensor, version) in seen.items() if tensor._version != version}
+
+
 def _scorable(
     spec: ForwardSpec, items: list[ParsedItem], warnings: list[str]
 ) -> tuple[list[ParsedItem], ForwardResult]:
@@ -452,10 +480,15 @@ def plan_capture(
     render = project.render
     if render is None and renders and looks_like_image(first[0].input):
         render = default_render
+    deferred = (
+        frozenset(refs) - _changed_in_place(model, refs, inputs)
+        if resolved_device.type == "cpu"
+        else frozenset()
+    )
     spec = ForwardSpec(
         model=model,
         device=resolved_device,
-        recorder=LayerRecorder(model, dict(layers)),
+        recorder=LayerRecorder(model, dict(layers), deferred),
         loss=project.loss,
         metrics=project.metrics,
         metadata=MetadataSource(project.metadata),

@@ -18,15 +18,25 @@ class LayerRecorder:
     """Collects ``{layer: {view: B x D}}`` per forward pass; hooks live only inside ``attach``.
 
     Capture attaches the hooks once around the whole pass: registering them for every batch
-    costs more than pooling a small layer.
+    costs more than pooling a small layer. The activations of ``deferred`` layers, which the
+    model never changes in place after the hook, are kept and pooled once the forward pass is
+    over: on CPU, pooling between two layers' operations costs several times what it costs
+    after them (the intra-op threads go idle and must be woken for the next operation).
     """
 
-    def __init__(self, model: nn.Module, poolers: dict[LayerRef, LayerPooler]) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        poolers: dict[LayerRef, LayerPooler],
+        deferred: frozenset[LayerRef] = frozenset(),
+    ) -> None:
         self.model = model
         self.poolers = poolers
+        self.deferred = deferred
         modules = dict(model.named_modules())
         self.modules = {ref: modules[ref.module_name] for ref in poolers}
         self.pooled: dict[str, dict[str, torch.Tensor]] = {}
+        self.kept: dict[LayerRef, torch.Tensor] = {}
         self.mask: torch.Tensor | None = None
 
     def _record(self, ref: LayerRef, value: Any) -> None:
@@ -36,7 +46,10 @@ class LayerRecorder:
                 f"Layer {ref.name!r} produced no tensor ({type(value).__name__}): choose a layer "
                 "whose output (or, with ':input', whose input) is a tensor."
             )
-        self.pooled[ref.name] = self.poolers[ref](activation, self.mask)
+        if ref in self.deferred:
+            self.kept[ref] = activation
+        else:
+            self.pooled[ref.name] = self.poolers[ref](activation, self.mask)
 
     @contextmanager
     def attach(self) -> Iterator[LayerRecorder]:
@@ -65,10 +78,14 @@ class LayerRecorder:
         """Begin a forward pass: forget what an earlier (possibly failed) one recorded, and pool
         masked sequence layers over ``mask``, the batch's real positions."""
         self.pooled = {}
+        self.kept = {}
         self.mask = mask
 
     def take(self) -> dict[str, dict[str, torch.Tensor]]:
         """The pooled views of the last forward pass, checking that every layer ran."""
+        for ref, activation in self.kept.items():
+            self.pooled[ref.name] = self.poolers[ref](activation, self.mask)
+        self.kept = {}
         missing = [ref.name for ref in self.poolers if ref.name not in self.pooled]
         if missing:
             raise ProjectError(
