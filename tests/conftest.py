@@ -116,3 +116,20 @@ def dashboard_run(tmp_path_factory):
     )
     assert run.insights, "the dashboard tests need at least one insight"
     return run
+
+
+@pytest.fixture(scope="session")
+def unnamed_dashboard_run(dashboard_run, tmp_path_factory):
+    """``dashboard_run`` as a Project that gave no class names would have stored it."""
+    import json
+    import shutil
+
+    import latentsight as ls
+    from latentsight.store.manifest import MANIFEST
+
+    destination = tmp_path_factory.mktemp("unnamed") / "run"
+    shutil.copytree(dashboard_run.path, destination)
+    manifest = json.loads((destination / MANIFEST).read_text())
+    manifest["classes"] = None
+    (destination / MANIFEST).write_text(json.dumps(manifest))
+    return ls.open_run(destination)

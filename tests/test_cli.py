@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
 
 import pytest
+from surfaces_helpers import CLASS_NAMES
 
 import latentsight as ls
 
@@ -30,6 +32,9 @@ PROJECT = textwrap.dedent(
 
     project = build()
     broken = ls.Project(model=project.model, data=project.data, loss=project.loss, layers=["5"])
+    named = ls.Project(
+        model=project.model, data=project.data, loss=project.loss, classes=["cat", "dog"]
+    )
     """
 )
 
@@ -67,6 +72,13 @@ def test_check_prints_what_it_found(workdir):
         "mean (6), grid (96)",
     ):
         assert expected in result.stdout, expected
+    assert not re.search(r"^classes ", result.stdout, flags=re.M)  # none given, none listed
+
+
+def test_check_lists_the_class_names_given(workdir):
+    result = latentsight("check", "toy_project:named", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^classes +0 cat, 1 dog", result.stdout, flags=re.M)
 
 
 def test_check_of_a_broken_project_says_what_to_fix_without_a_traceback(workdir):
@@ -167,6 +179,26 @@ def test_insights_lists_one_line_each_and_shows_one_in_full(dashboard_run, tmp_p
     missing = latentsight("insights", path, "--show", str(beyond), cwd=tmp_path)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert f"no insight of rank {beyond}" in missing.stderr
+
+
+def test_info_and_the_concepts_table_name_the_classes(dashboard_run, tmp_path):
+    path = str(dashboard_run.path)
+    info = latentsight("info", path, cwd=tmp_path)
+    assert info.returncode == 0, info.stderr
+    assert re.search(r"classes +0 circle, 1 square, 2 triangle, 3 cross", info.stdout)
+    arguments = ("--layer", "classifier.3:input", "--by", "target", "--k", "2", "--no-save")
+    found = latentsight("concepts", "discover", path, *arguments, cwd=tmp_path)
+    assert found.returncode == 0, found.stderr
+    rows = re.findall(r"^│ +(\d+) │ +(\S+) │", found.stdout, flags=re.M)
+    assert [name for _, name in rows] == [name for name in CLASS_NAMES for _ in range(2)]
+
+
+def test_info_of_a_run_without_class_names_lists_none(unnamed_dashboard_run, tmp_path):
+    info = latentsight("info", str(unnamed_dashboard_run.path), cwd=tmp_path)
+    assert info.returncode == 0, info.stderr
+    assert "classification (4 classes)" in info.stdout
+    assert not re.search(r"^classes ", info.stdout, flags=re.M)
+    assert "circle" not in info.stdout
 
 
 def test_every_public_name_resolves_and_a_wrong_one_is_named():

@@ -13,6 +13,7 @@ from playwright.sync_api import sync_playwright
 from surfaces_helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    CLASS_NAMES,
     CONCEPT_LAYER,
     GRADCAM_LAYER,
     artifact,
@@ -79,6 +80,23 @@ def test_colouring_changes_with_the_chosen_column(page):
     changed = (np.abs(before - after).sum(axis=2) > 30) & (_inked(before) | _inked(after))
     assert changed.sum() > 0.3 * _inked(after).sum()
     page.screenshot(path=str(artifact("dashboard-colour-subset.png")))
+
+
+def test_classes_show_by_name_in_the_legend_and_the_sample_view(page, run):
+    page.select_option("#color-by", "target")
+    page.wait_for_function("window.latentsight.colorBy === 'target'")
+    legend = page.inner_text("#legend").split()
+    assert legend == ["target", *CLASS_NAMES]  # in class-index order, no index left
+    row = 7
+    sample_id = run.samples["id"].iloc[row]
+    page.evaluate(f"showSample({sample_id!r})")
+    page.wait_for_function(f"window.latentsight.sample?.id === {sample_id!r}")
+    target, prediction = run.samples[["target", "prediction"]].iloc[row]
+    assert page.inner_text("#sample-target") == CLASS_NAMES[target]
+    assert page.inner_text("#sample-prediction") == CLASS_NAMES[prediction]
+    assert f"{CLASS_NAMES[target]} (target)" in page.inner_text("#sample-view")  # probabilities
+    page.select_option("#color-by", "loss")
+    page.wait_for_function("window.latentsight.colorBy === 'loss'")
 
 
 def test_choosing_an_insight_highlights_its_population(page, run):

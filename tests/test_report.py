@@ -14,6 +14,7 @@ from playwright.sync_api import sync_playwright
 from surfaces_helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    CLASS_NAMES,
     CONCEPT_LAYER,
     GRADCAM_LAYER,
     artifact,
@@ -25,7 +26,8 @@ from latentsight.cli import app
 from latentsight.errors import LatentsightError, NotRecordedError
 from latentsight.insights.engine import concept_settings
 from latentsight.overlay import overlay
-from latentsight.report import tables
+from latentsight.report import extras, tables
+from latentsight.store.concepts import discovered_file
 
 SECTIONS = ["provenance", "metrics", "map", "insights", "samples", "trends"]
 
@@ -136,7 +138,7 @@ def _assert_discovered_concepts_show_their_top_samples(run, html):
     bank = run.discover_concepts(layer, settings=settings, save=False)
     concept = int(bank.table.sort_values("importance", ascending=False)["concept"].iloc[0])
     block = re.search(
-        rf"<h4>concept {concept} \(class [^<]*</h4><div class=\"gallery\">(.*?)</div></div>", html
+        rf"<h4>concept {concept} \([^<]*</h4><div class=\"gallery\">(.*?)</div></div>", html
     )
     assert block is not None
     shown = re.findall(r'<figure class="sample"><img alt="([^"]+)"', block.group(1))
@@ -158,6 +160,42 @@ def _assert_heatmaps_are_the_cached_maps(run, html):
         assert drawn.size == expected.size
         difference = np.abs(np.asarray(drawn, np.int16) - np.asarray(expected, np.int16))
         assert difference.max() <= 2  # float round-off of a recomputed map
+
+
+CAPTION = r"<b>([^<]+)</b><br>[^<]*<br>target ([^<]*) / predicted ([^<]*)</figcaption>"
+CONCEPT_CLASS = r"<h4>concept \d+ \(([^)]*)\)"
+
+
+def _captions(run, tmp_path) -> tuple[dict[str, tuple[str, str]], list[str]]:
+    """The report's sample captions (id -> target, prediction) and discovered-concept classes."""
+    html = run.report(tmp_path / f"{run.path.parent.name}.html").read_text()
+    captions = {i: (t, p) for i, t, p in re.findall(CAPTION, html)}
+    return captions, re.findall(CONCEPT_CLASS, html)
+
+
+def test_the_report_names_classes_where_the_run_has_names(dashboard_run, tmp_path):
+    captions, concept_classes = _captions(dashboard_run, tmp_path)
+    assert len(captions) >= 12  # the hardest of each subset, the typical of each cluster
+    records = dashboard_run.samples.set_index("id")
+    for sample_id, shown in captions.items():
+        target, prediction = records.loc[sample_id, ["target", "prediction"]]
+        assert shown == (CLASS_NAMES[target], CLASS_NAMES[prediction])
+    stored = extras.concept_frame(
+        extras.concept_tables(dashboard_run.path)[
+            discovered_file(dashboard_run.path, dashboard_run.analysis_info["layer"]).stem
+        ]
+    )
+    assert set(concept_classes) == {CLASS_NAMES[k] for k in stored["class"]}
+
+
+def test_the_report_of_a_run_without_names_shows_class_indices(unnamed_dashboard_run, tmp_path):
+    captions, concept_classes = _captions(unnamed_dashboard_run, tmp_path)
+    assert len(captions) >= 12
+    records = unnamed_dashboard_run.samples.set_index("id")
+    for sample_id, shown in captions.items():
+        target, prediction = records.loc[sample_id, ["target", "prediction"]]
+        assert shown == (str(target), str(prediction))
+    assert concept_classes and all(re.fullmatch(r"class \d+", c) for c in concept_classes)
 
 
 def test_cli_writes_the_report(dashboard_run, tmp_path):

@@ -53,6 +53,22 @@ def test_run_info(client, run):
     assert val["loss"] == pytest.approx(run.samples.query("subset == 'val'")["loss"].mean())
 
 
+def test_run_info_names_the_classes_the_columns_hold_as_indices(client, run):
+    info = client.get("/api/run").json()
+    assert info["classes"] == CLASS_NAMES
+    assert info["class_columns"] == ["target", "prediction", "suggested_label"]
+    target = next(c for c in info["columns"] if c["name"] == "target")
+    assert target["categories"] == ["0", "1", "2", "3"]  # indices, that the page maps to names
+    sample = client.get("/api/sample", params={"row": 0}).json()
+    assert sample["target"] == run.samples["target"].iloc[0]  # an index, as clients filter on
+
+
+def test_run_info_of_a_run_without_class_names_names_none(unnamed_dashboard_run):
+    with background(create_app(unnamed_dashboard_run)) as url:
+        info = httpx.get(f"{url}/api/run", timeout=30).json()
+    assert info["classes"] == [] and info["class_columns"] == []
+
+
 def test_map_and_columns_are_binary_arrays_in_row_order(client, run):
     n = len(run.samples)
     raw = np.frombuffer(client.get("/api/map").content, dtype="<f4")

@@ -11,6 +11,8 @@ from rich.table import Table
 from latentsight._numbers import probability_text
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from latentsight.capture.plan import CapturePlan
     from latentsight.store.run import Run
 
@@ -19,6 +21,12 @@ def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return "-" if value is None else str(value)
+
+
+def _classes(names: Mapping[int, str]) -> str:
+    """The class names after their indices, ``0 circle, 1 square``: the samples table and
+    ``explain --target`` take the index."""
+    return ", ".join(f"{index} {name}" for index, name in names.items())
 
 
 def check_view(plan: CapturePlan) -> Group:
@@ -49,6 +57,8 @@ def check_view(plan: CapturePlan) -> Group:
     facts.add_row(
         "task", plan.spec.task + (f" ({plan.n_classes} classes)" if plan.n_classes else "")
     )
+    if plan.project.classes:
+        facts.add_row("classes", _classes(dict(enumerate(plan.project.classes))))
     facts.add_row("loss", ", ".join(plan.loss_names) or "- (no labeled subset)")
     facts.add_row(
         "metrics",
@@ -81,6 +91,8 @@ def run_view(run: Run) -> Group:
         "task",
         manifest["task"] + (f" ({manifest['n_classes']} classes)" if manifest["n_classes"] else ""),
     )
+    if run.class_names:
+        facts.add_row("classes", _classes(run.class_names))
     facts.add_row("loss components", ", ".join(manifest["loss_components"]) or "-")
     facts.add_row(
         "metrics", ", ".join(f"{n} ({b} is better)" for n, b in manifest["metrics"].items()) or "-"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from typing import Any
+
+CLASS_COLUMNS = ("target", "prediction", "suggested_label")
+"""The samples and scores columns whose values are class indices (where the task has classes)."""
 
 
 def class_label(index: Any, names: Mapping[int, str]) -> str:
@@ -13,3 +17,20 @@ def class_label(index: Any, names: Mapping[int, str]) -> str:
     except (TypeError, ValueError):
         return f"class {index}"
     return names.get(key, f"class {key}")
+
+
+def class_name(value: Any, names: Mapping[int, str]) -> str | None:
+    """The name of the class a scalar target or prediction holds, or None where it names none
+    (no names, a vector, a fraction, a missing value), so that the value is shown as it is."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    number = float(value)
+    return names.get(int(number)) if number.is_integer() else None
+
+
+def explained_target(target: str, names: Mapping[int, str]) -> str:
+    """What an explanation explained, ``"class-3"`` read as its class's name where it has one."""
+    kind, _, index = target.partition("-")
+    if kind == "class" and index.isdigit():
+        return names.get(int(index), target)
+    return target

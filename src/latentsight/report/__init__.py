@@ -36,6 +36,7 @@ def write_report(run: Run, path: str | Path) -> Path:
         points=tables.with_map(run.samples, run.map),
         insights=run.insights,
         renders=RenderIndex(run.path),
+        class_names=run.class_names,
     )
     built = [
         (section.key, section.title, section.build(data))

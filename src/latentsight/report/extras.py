@@ -16,6 +16,7 @@ looked up in these listings, never joined into a path, so no request can reach a
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from latentsight.classes import explained_target
 from latentsight.overlay import heatmap, overlay
 from latentsight.store.concepts import StoredTable, read_table, stored_tables
 from latentsight.store.explanations import StoredMap, has_maps, sample_maps
@@ -37,11 +39,10 @@ class Heatmap:
     target: str
     stored: StoredMap
 
-    @property
-    def label(self) -> str:
-        """``method @ layer (target)``, for titles and menus."""
+    def label(self, class_names: Mapping[int, str]) -> str:
+        """``method @ layer (target)``, for titles and menus, a class target by its name."""
         where = f" @ {self.layer}" if self.layer else ""
-        return f"{self.method}{where} ({self.target})"
+        return f"{self.method}{where} ({explained_target(self.target, class_names)})"
 
     def png(self, picture: bytes | None) -> bytes:
         """The map drawn over the sample's picture (or alone without one), as PNG bytes."""

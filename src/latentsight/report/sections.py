@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from latentsight._numbers import probability_text
+from latentsight.classes import class_label, class_name
 from latentsight.insights.base import Insight
 from latentsight.report import extras, figures, tables
 from latentsight.report.renders import RenderIndex
@@ -41,6 +42,7 @@ class ReportData:
     points: pd.DataFrame  # samples with map_x, map_y, cluster, noise
     insights: list[Insight]
     renders: RenderIndex
+    class_names: dict[int, str] = field(default_factory=dict)  # the Project's, by class index
     figures: list[tuple[str, str]] = field(default_factory=list)  # (element id, figure JSON)
 
     def figure(self, name: str, figure_json: str) -> str:
@@ -58,9 +60,12 @@ def _fmt(value: Any) -> str:
     return escape(str(value))
 
 
-def _label_text(value: Any) -> str | None:
-    """A target or prediction as a caption shows it: a number, a short vector, or short text
-    (a multi-output or structured target); None when the sample has none."""
+def _label_text(value: Any, names: dict[int, str]) -> str | None:
+    """A target or prediction as a caption shows it: its class name, a number, a short vector,
+    or short text (a multi-output or structured target); None when the sample has none."""
+    named = class_name(value, names)
+    if named is not None:
+        return escape(named)
     if isinstance(value, (list, tuple, np.ndarray)):
         values = list(np.asarray(value).reshape(-1))
         shown = ", ".join(_fmt(v) for v in values[:LABEL_VALUES])
@@ -108,12 +113,13 @@ def _thumbnail(data: ReportData, row: int, caption: str, heatmaps: bool = False)
         image = render.image if render is not None else None
         for heatmap in extras.heatmaps(data.run_dir, sample_id)[:2]:
             overlays += (
-                f'<img class="heatmap" title="{escape(heatmap.label)}"'
+                f'<img class="heatmap" title="{escape(heatmap.label(data.class_names))}"'
                 f' alt="heatmap" src="{_data_uri(heatmap.png(image), "image/png")}">'
             )
     facts = [f"<b>{escape(sample_id)}</b>", escape(caption)]
-    target = _label_text(sample["target"]) if "target" in sample else None
-    predicted = _label_text(sample["prediction"]) if "prediction" in sample else None
+    names = data.class_names
+    target = _label_text(sample["target"], names) if "target" in sample else None
+    predicted = _label_text(sample["prediction"], names) if "prediction" in sample else None
     if target is not None:
         facts.append(f"target {target}" + (f" / predicted {predicted}" if predicted else ""))
     elif predicted is not None:
@@ -281,6 +287,14 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _concept_class(value: Any, names: dict[int, str]) -> str:
+    """The class a discovered concept belongs to: its name, ``class k``, or ``class -`` for a
+    dictionary of every class."""
+    if value is None or pd.isna(value):
+        return "class -"
+    return escape(class_label(value, names))
+
+
 def _concept_galleries(data: ReportData, frame: pd.DataFrame) -> str:
     """Per discovered concept, the samples that express it most (its most important first)."""
     rows_of = pd.Series(np.arange(len(data.points)), index=data.points["id"].to_numpy())
@@ -293,7 +307,8 @@ def _concept_galleries(data: ReportData, frame: pd.DataFrame) -> str:
         gallery = "".join(_thumbnail(data, int(row), "") for row in rows)
         cards.append(
             f'<div class="concept"><h4>concept {int(concept["concept"])} '
-            f"(class {_fmt(concept['class'])}): {escape(str(concept['name']))}</h4>"
+            f"({_concept_class(concept['class'], data.class_names)}): "
+            f"{escape(str(concept['name']))}</h4>"
             f'<div class="gallery">{gallery}</div></div>'
         )
     return "".join(cards)

@@ -32,6 +32,13 @@ class RunOut(BaseModel):
     columns: list[ColumnOut]
     value_columns: list[str] = Field(description="columns averaged in statistics and trends")
     metadata_columns: list[str]
+    classes: list[str] = Field(
+        description="the class names by class index, empty when the Project gave none; the "
+        "class_columns (and each sample's target and prediction) hold indices into it"
+    )
+    class_columns: list[str] = Field(
+        description="the columns whose values index classes (empty without class names)"
+    )
     metrics: list[dict[str, Any]] = Field(description="headline figures per subset, then 'all'")
     insights: int
     has_renders: bool

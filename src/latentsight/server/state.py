@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from latentsight.classes import CLASS_COLUMNS
 from latentsight.insights.base import Insight
 from latentsight.insights.columns import MAX_CATEGORIES, is_categorical
 from latentsight.project import Project
@@ -106,6 +107,7 @@ class RunState:
         self.run = run
         self.path: Path = run.path
         self.manifest = run.manifest
+        self.class_names = run.class_names
         self.analysis = run.analysis_info
         scores = run.scores
         points = tables.with_map(run.samples, run.map)
@@ -128,6 +130,8 @@ class RunState:
             encoded = _encode(self.samples[name], name, _group(name, meta, score_set))
             if encoded is not None:
                 self.columns[name] = encoded
+        named = [c for c in CLASS_COLUMNS if c in self.columns]
+        self.class_columns = named if self.class_names else []  # what the page shows by name
         self.insights: list[Insight] = run.insights
         self.populations = [self._rows(insight.population) for insight in self.insights]
         self.selection = SelectionStats(self.samples, self.metadata_columns)

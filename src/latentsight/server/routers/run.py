@@ -13,7 +13,8 @@ router = APIRouter(prefix="/api", tags=["run"])
 
 @router.get("/run", response_model=RunOut)
 def run_info(state: StateDep) -> RunOut:
-    """The run's name, size, subsets, analysis, colourable columns and headline metrics."""
+    """The run's name, size, subsets, analysis, colourable columns, class names and headline
+    metrics."""
     metrics = headline_metrics(state.samples, state.subsets).astype(object)
     metrics = metrics.where(metrics.notna(), None)
     return RunOut(
@@ -38,6 +39,8 @@ def run_info(state: StateDep) -> RunOut:
         ],
         value_columns=state.value_columns,
         metadata_columns=state.metadata_columns,
+        classes=[state.class_names[k] for k in sorted(state.class_names)],
+        class_columns=state.class_columns,
         metrics=metrics.to_dict("records"),
         insights=len(state.insights),
         has_renders=state.renders.available,

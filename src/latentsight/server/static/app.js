@@ -36,6 +36,16 @@ const esc = (value) => String(value ?? "-").replace(/[&<>"']/g, (c) => ({ "&": "
 const fmt = (value) => (typeof value === "number" ? (Number.isInteger(value) ? String(value) : value.toPrecision(4)) : esc(value));
 // A p or q value is never exactly 0: a 0 underflowed double precision and is shown as its bound.
 const fmtP = (value) => (value === 0 ? "&lt; 1e-300" : fmt(value));
+// A class index (a number, or a category label such as "2") by the run's class name, where the
+// Project named its classes; anything else as fmt shows it.
+function classText(value) {
+  const index = typeof value === "string" && /^\d+(\.0+)?$/.test(value) ? Number(value) : value;
+  const name = Number.isInteger(index) ? run.classes[index] : undefined;
+  return name === undefined ? fmt(value) : esc(name);
+}
+const isClassColumn = (name) => run.class_columns.includes(name);
+// A column's category as the legend and the tooltip show it.
+const categoryText = (column, label) => (isClassColumn(column.name) ? classText(label) : esc(label));
 const imageUrl = (id) => withToken(`/api/sample/image?id=${encodeURIComponent(id)}`);
 
 function status(text) { $("status").textContent = text; }
@@ -87,7 +97,7 @@ function drawLegend(column) {
       ' <span class="muted">(2nd to 98th percentile; grey: missing)</span>';
   } else {
     const shown = column.categories.slice(0, 24).map((c, i) =>
-      `<span><span class="swatch" style="background:${PALETTE[i % PALETTE.length]}"></span>${esc(c)}</span>`).join("");
+      `<span><span class="swatch" style="background:${PALETTE[i % PALETTE.length]}"></span>${categoryText(column, c)}</span>`).join("");
     const more = column.categories.length > 24 ? `<span class="muted">+${column.categories.length - 24} more</span>` : "";
     legend.innerHTML = `<b>${esc(column.name)}</b> ${shown}${more}`;
   }
@@ -216,7 +226,7 @@ function showTooltip(row, px, py) {
   let value = "";
   if (values) {
     const v = values.data[row];
-    value = values.column.kind === "number" ? fmt(v) : esc(values.column.categories[v]);
+    value = values.column.kind === "number" ? fmt(v) : categoryText(values.column, values.column.categories[v]);
   }
   const picture = run.has_renders ? `<img src="${withToken(`/api/sample/image?row=${row}`)}" alt="">` : "";
   tooltip.innerHTML = `${picture}<div>row ${row}<br>${esc(values ? values.name : "")}: ${value}</div>`;
@@ -323,13 +333,15 @@ async function showSample(id, row) {
   const heat = `<div id="explanations"><select id="heatmap-choice"></select><br><img id="sample-heatmap" alt="heatmap">` +
     `<div id="explain-form"></div><p id="explain-note" class="muted"></p></div>`;
   const probabilities = (sample.probabilities || []).map((p, k) =>
-    `<tr><td>${k}${k === sample.target ? " (target)" : ""}</td><td><span class="bar" style="width:${Math.round((p || 0) * 120)}px"></span> ${fmt(p)}</td></tr>`).join("");
-  const table = (object) => Object.entries(object).map(([k, v]) => `<tr><td>${esc(k)}</td><td>${fmt(v)}</td></tr>`).join("");
+    `<tr><td>${classText(k)}${k === sample.target ? " (target)" : ""}</td><td><span class="bar" style="width:${Math.round((p || 0) * 120)}px"></span> ${fmt(p)}</td></tr>`).join("");
+  const cellText = (k, v) => (isClassColumn(k) ? classText(v) : fmt(v));
+  const table = (object) => Object.entries(object).map(([k, v]) => `<tr><td>${esc(k)}</td><td>${cellText(k, v)}</td></tr>`).join("");
   const neighbours = sample.neighbours.map((n) =>
     `<figure><img alt="${esc(n.id)}" data-id="${esc(n.id)}" src="${imageUrl(n.id)}"><figcaption>${esc(n.id)}<br>loss ${fmt(n.loss)}</figcaption></figure>`).join("");
   $("sample-view").innerHTML = `<p><b id="sample-id">${esc(sample.id)}</b> <span class="muted">${esc(sample.subset)}, cluster ${fmt(sample.cluster)}</span></p>` +
     `<div class="pictures">${picture}${heat}</div>` +
-    `<table><tr><td>target</td><td>${fmt(sample.target)}</td></tr><tr><td>prediction</td><td>${fmt(sample.prediction)}</td></tr>` +
+    `<table><tr><td>target</td><td id="sample-target">${classText(sample.target)}</td></tr>` +
+    `<tr><td>prediction</td><td id="sample-prediction">${classText(sample.prediction)}</td></tr>` +
     `<tr><td>confidence</td><td>${fmt(sample.confidence)}</td></tr>${table(sample.values)}</table>` +
     (probabilities ? `<h3>Probabilities</h3><table>${probabilities}</table>` : "") +
     `<h3>Metadata</h3><table>${table(sample.metadata)}</table>` +
@@ -342,7 +354,12 @@ async function showSample(id, row) {
 
 // ---- explanations of the sample: cached maps, and more computed when the server has the model --
 
-const explanationLabel = (e) => `${e.method}${e.layer ? " @ " + e.layer : ""} (${e.target})`;
+// What a map explains: "class-3" by the class's name, where the Project named its classes.
+function explainedTarget(target) {
+  const index = /^class-(\d+)$/.exec(target);
+  return (index && run.classes[Number(index[1])]) || target;
+}
+const explanationLabel = (e) => `${e.method}${e.layer ? " @ " + e.layer : ""} (${explainedTarget(e.target)})`;
 
 function heatmapUrl(id, e) {
   let url = `/api/sample/heatmap?id=${encodeURIComponent(id)}&method=${encodeURIComponent(e.method)}&target=${encodeURIComponent(e.target)}`;
