@@ -32,6 +32,7 @@ PROJECT = textwrap.dedent(
 
     project = build()
     broken = ls.Project(model=project.model, data=project.data, loss=project.loss, layers=["5"])
+    plain = ls.Project(model=project.model, data=project.data, loss=project.loss)
     named = ls.Project(
         model=project.model, data=project.data, loss=project.loss, classes=["cat", "dog"]
     )
@@ -212,3 +213,34 @@ def test_every_public_name_resolves_and_a_wrong_one_is_named():
     )
     assert result.stdout.split() == ["[]", "True"]
     assert "module 'latentsight' has no attribute 'no_such_name'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--batch-size", "0"), ("--chunk-size", "0"), ("--num-workers", "-1")],
+)
+def test_impossible_sizes_are_refused_before_the_project_loads(workdir, option, value):
+    result = latentsight(
+        "analyze", "missing_module:project", "-o", "run", option, value, cwd=workdir
+    )
+    assert result.returncode == 2
+    assert f"Invalid value for '{option}'" in result.stderr
+    assert "missing_module" not in result.stderr + result.stdout
+    assert not (workdir / "run").exists()
+
+
+def test_help_reads_as_prose_and_names_the_arguments(workdir):
+    listing = latentsight("--help", cwd=workdir)
+    assert listing.returncode == 0, listing.stderr
+    assert "It reads the run and writes only the explanations" in " ".join(listing.stdout.split())
+    usage = latentsight("serve", "--help", cwd=workdir)
+    assert "latentsight serve [OPTIONS] {RUN}" in usage.stdout
+
+
+def test_a_run_without_findings_says_what_was_tested_and_why_detectors_did_not_run(workdir):
+    assert latentsight("analyze", "toy_project:plain", "-o", "run", cwd=workdir).returncode == 0
+    result = latentsight("insights", "run", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "No significant finding among the" in text and "--show RANK" not in text
+    assert "label issues" in text and "is not significantly above the most common class" in text

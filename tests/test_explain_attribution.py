@@ -53,7 +53,13 @@ def tiny(tmp_path_factory):
     """A trained TinyCNN, its Project and its run (project attached)."""
     data = {"train": _planted_items(48, seed=1), "val": _planted_items(24, seed=2)}
     model = _train(TinyCNN(n_classes=3, seed=0), data["train"])
-    project = ls.Project(model=model, data=data, loss=ls.losses.cross_entropy, name="tiny")
+    project = ls.Project(
+        model=model,
+        data=data,
+        loss=ls.losses.cross_entropy,
+        name="tiny",
+        classes=["plain", "square", "other"],
+    )
     path = tmp_path_factory.mktemp("tiny") / "run"
     run = ls.analyze(project, path, progress=False, insights=False)
     return run, project, data
@@ -146,9 +152,14 @@ def test_targets_predicted_class_and_function_agree(tiny):
     def logit_two(outputs):
         return outputs[:, 2]
 
+    named = run.explain(ids, method="saliency", target="other", cache=False)
+    assert named.classes.tolist() == [2, 2, 2]
     scored = run.explain(ids, method="saliency", target=logit_two, cache=False)
     indexed = run.explain(ids, method="saliency", target=2, cache=False)
     np.testing.assert_allclose(scored.maps, indexed.maps, rtol=1e-5)
+    np.testing.assert_array_equal(named.maps, indexed.maps)
+    with pytest.raises(ls.LatentsightError, match=r"The classes are 'plain', 'square', 'other'"):
+        run.explain(ids, method="saliency", target="circle", cache=False)
     assert scored.target == "logit_two" and scored.classes.tolist() == [-1, -1, -1]
 
 

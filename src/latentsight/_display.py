@@ -152,6 +152,8 @@ def insights_view(run: Run, top: int) -> Group:
     """The ranked insights, one line each, with what was analysed and how to see one in full."""
     info = run.analysis_info
     insights = run.insights
+    if not insights:
+        return _no_insights_view(info)
     searched = info.get("layers_searched", [info["layer"]])
     table = Table(
         title=f"Insights: map of layer {info['layer']} ({info['view']} view), layers searched: "
@@ -184,6 +186,22 @@ def insights_view(run: Run, top: int) -> Group:
         lines = [f"{name}: {error}" for name, error in failed.items()]
         parts.append(Panel("\n".join(lines), title="detectors that failed", border_style="red"))
     return Group(*parts)
+
+
+def _no_insights_view(info: dict) -> Group:
+    """What was tested when nothing was significant: each detector's count, or why it did not run."""
+    table = Table(
+        title=f"No significant finding among the {info['candidates']} populations tested "
+        f"(map of layer {info['layer']}, {info['view']} view; layers searched: "
+        f"{', '.join(info.get('layers_searched', [info['layer']]))}). Per detector:",
+        title_justify="left",
+    )
+    for column in ("detector", "tested", "note"):
+        table.add_column(column, justify="right" if column == "tested" else "left")
+    for name, note in info["detectors"].items():
+        remark = note.get("error") or note.get("skipped") or ""
+        table.add_row(name.replace("_", " "), str(note.get("tested", "-")), str(remark))
+    return Group(table)
 
 
 def insight_view(run: Run, rank: int) -> Group:

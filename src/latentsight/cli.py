@@ -20,7 +20,7 @@ app = typer.Typer(
     help="latentsight: see your dataset the way your model sees it.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
 )
 console = Console()
 error_console = Console(stderr=True)
@@ -30,8 +30,13 @@ ProjectArg = Annotated[
     typer.Argument(
         help="Where the Project is: 'my_module:project' or 'path/to/file.py:project' (a Project "
         "or a function returning one).",
+        metavar="PROJECT",
         show_default=False,
     ),
+]
+RunArg = Annotated[Path, typer.Argument(help="A run directory.", metavar="RUN", show_default=False)]
+AnalysedRunArg = Annotated[
+    Path, typer.Argument(help="An analysed run directory.", metavar="RUN", show_default=False)
 ]
 DeviceOpt = Annotated[
     Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
@@ -81,15 +86,15 @@ def analyze(
         bool, typer.Option(help="Finish an interrupted capture where it stopped.")
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run at --out.")] = False,
-    batch_size: Annotated[int, typer.Option(help="Samples per forward pass.")] = 64,
+    batch_size: Annotated[int, typer.Option(min=1, help="Samples per forward pass.")] = 64,
     chunk_size: Annotated[
         int,
         typer.Option(
-            help="Samples per shard: the unit of work kept if the capture is interrupted."
+            min=1, help="Samples per shard: the unit of work kept if the capture is interrupted."
         ),
     ] = 4096,
     device: DeviceOpt = None,
-    num_workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
+    num_workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 0,
     fail_fast: Annotated[
         bool, typer.Option(help="Stop at the first failing sample instead of quarantining it.")
     ] = False,
@@ -128,7 +133,7 @@ def analyze(
 
 
 @app.command()
-def info(run: Annotated[Path, typer.Argument(help="A run directory.", show_default=False)]) -> None:
+def info(run: RunArg) -> None:
     """Show what a run holds: provenance, subsets and their loss, latents, quarantined samples."""
     try:
         opened = _open(run)
@@ -139,7 +144,7 @@ def info(run: Annotated[Path, typer.Argument(help="A run directory.", show_defau
 
 @app.command()
 def insights(
-    run: Annotated[Path, typer.Argument(help="A run directory.", show_default=False)],
+    run: RunArg,
     layer: Annotated[
         Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
         typer.Option(help="Layer to analyse (default: the last recorded)."),
@@ -177,7 +182,7 @@ def insights(
 
 @app.command()
 def explain(
-    run: Annotated[Path, typer.Argument(help="A run directory.", show_default=False)],
+    run: RunArg,
     ids: Annotated[
         str, typer.Option(help="Sample ids, comma-separated, e.g. val/0,val/7.", show_default=False)
     ],
@@ -195,7 +200,7 @@ def explain(
         ),
     ] = None,
     target: Annotated[
-        str, typer.Option(help="What to explain: predicted, label, or a class index.")
+        str, typer.Option(help="What to explain: predicted, label, or a class (index or name).")
     ] = "predicted",
     out: Annotated[
         Optional[Path],  # noqa: UP045 - typer needs Optional on Python 3.10
@@ -275,7 +280,7 @@ def demo(
 
 @app.command()
 def report(
-    run: Annotated[Path, typer.Argument(help="An analysed run directory.", show_default=False)],
+    run: AnalysedRunArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path(
         "report.html"
     ),
@@ -290,7 +295,7 @@ def report(
 
 @app.command()
 def serve(
-    run: Annotated[Path, typer.Argument(help="An analysed run directory.", show_default=False)],
+    run: AnalysedRunArg,
     host: Annotated[
         str, typer.Option(help="Address to listen on; beyond loopback, --token is required.")
     ] = "127.0.0.1",
@@ -372,7 +377,7 @@ concepts_app = typer.Typer(
     "`latentsight concepts discover RUN --layer L` finds the concepts it learned without labels.",
 )
 app.add_typer(concepts_app, name="concepts")
-RunArg = Annotated[Path, typer.Argument(help="A run directory.", show_default=False)]
+RunArg = RunArg
 LayersOpt = Annotated[
     Optional[list[str]],  # noqa: UP045 - typer needs Optional on Python 3.10
     typer.Option("--layer", help="Layer to label (repeat for several; default: all recorded)."),
@@ -387,13 +392,15 @@ def concepts_label(
         Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
         typer.Option(help="Also list the neurons that detect this concept, e.g. 'label == 0'."),
     ] = None,
-    beam: Annotated[int, typer.Option(help="Beam size B of the formula search.")] = 5,
-    length: Annotated[int, typer.Option(help="Longest formula, in concepts (L).")] = 3,
+    beam: Annotated[int, typer.Option(min=1, help="Beam size B of the formula search.")] = 5,
+    length: Annotated[int, typer.Option(min=1, help="Longest formula, in concepts (L).")] = 3,
     min_fraction: Annotated[
-        float, typer.Option(help="Smallest share of samples an explanation may cover.")
+        float,
+        typer.Option(min=0.0, max=1.0, help="Smallest share of samples an explanation may cover."),
     ] = 0.01,
     max_fraction: Annotated[
-        float, typer.Option(help="Largest share of samples an explanation may cover.")
+        float,
+        typer.Option(min=0.0, max=1.0, help="Largest share of samples an explanation may cover."),
     ] = 0.5,
     subset: Annotated[
         Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
@@ -439,7 +446,7 @@ def concepts_audit(
         Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
         typer.Option(help="'module:project' whose model made the run (default: the recorded one)."),
     ] = None,
-    drivers: Annotated[int, typer.Option(help="Driving neurons shown per class.")] = 5,
+    drivers: Annotated[int, typer.Option(min=1, help="Driving neurons shown per class.")] = 5,
 ) -> None:
     """Per class, the neurons that drive its logit and the concepts they detect; flags classes
     that lean on a concept other than themselves (a likely shortcut). Needs the model."""
@@ -493,7 +500,7 @@ def concepts_discover(
     """Discover the concepts the model learned in a layer (dictionary learning on the stored
     latents), with importance through the linear head, prevalence, reliability and names.
 
-    The table replaces RUN/concepts/discovered.<layer>.parquet, which the report and serve
+    The table replaces `RUN/concepts/discovered.LAYER.parquet`, which the report and serve
     show, except that a table without importance (no model: pass --project module:project)
     never replaces a stored one that has it, such as the one `latentsight analyze` made with
     the model: that one is kept, and a note says so. --no-save prints only."""

@@ -132,7 +132,7 @@ def check_explanations(
         raise ExplanationError(f"random_orders must be at least 1, got {random_orders}.")
     chosen = sample_ids(ids) if ids is not None else _default_ids(run, n, seed)
     settings = settings or AttributionSettings()
-    parsed = parse_target(target)
+    parsed = parse_target(target, run.class_names)
     method_type = method_class(method)
     if method_type.layered and layer == "all":
         raise ExplanationError("check_explanations takes one layer at a time, not 'all'.")

@@ -120,7 +120,7 @@ def explain(
     """Attribution maps of samples; ``layer="all"`` sweeps a layer method over every convolution."""
     ids = sample_ids(ids)
     method_type = method_class(method)
-    parsed = parse_target(target)
+    parsed = parse_target(target, run.class_names)
     settings = settings or AttributionSettings()
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ExplanationError(f"batch_size must be a positive integer, got {batch_size!r}.")

@@ -3,7 +3,7 @@ that a user function reads from the outputs (the score of one box of a detector)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,7 +18,7 @@ from latentsight.errors import ExplanationError
 TargetFn = Callable[[Any], torch.Tensor]
 TargetLike = str | int | TargetFn
 TARGET_HELP = (
-    "target must be 'predicted', 'label', a class index (int), or a function "
+    "target must be 'predicted', 'label', a class index (int) or name, or a function "
     "outputs -> Tensor[B] that returns one score per sample."
 )
 
@@ -46,8 +46,8 @@ class Target:
         return self.key or self.kind
 
 
-def parse_target(target: TargetLike) -> Target:
-    """Check and normalise a target argument."""
+def parse_target(target: TargetLike, class_names: Mapping[int, str] | None = None) -> Target:
+    """Check and normalise a target argument; a class may be given by its name."""
     if isinstance(target, (bool, np.bool_)):
         raise ExplanationError(f"target={target!r} is a bool. {TARGET_HELP}")
     if isinstance(target, (int, np.integer)):
@@ -57,7 +57,11 @@ def parse_target(target: TargetLike) -> Target:
     if isinstance(target, str):
         if target in ("predicted", "label"):
             return Target(target)
-        raise ExplanationError(f"Unknown target {target!r}. {TARGET_HELP}")
+        by_name = {name: index for index, name in (class_names or {}).items()}
+        if target in by_name:
+            return Target("class", class_index=by_name[target])
+        known = f" The classes are {', '.join(map(repr, by_name))}." if by_name else ""
+        raise ExplanationError(f"Unknown target {target!r}. {TARGET_HELP}{known}")
     if callable(target):
         return Target("function", function=target)
     raise ExplanationError(f"target is a {type(target).__name__}. {TARGET_HELP}")

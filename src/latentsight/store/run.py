@@ -374,8 +374,8 @@ class Run:
                 ``integrated_gradients`` (``ig``), ``smoothgrad``, ``gradient_shap``, ``occlusion``.
             layer: the layer of ``gradcam`` / ``layercam`` (default: the last convolution);
                 ``"all"`` sweeps every convolution and returns a :class:`LayerSweep`.
-            target: ``"predicted"``, ``"label"``, a class index, or a function of the outputs
-                returning one score per sample (not cached).
+            target: ``"predicted"``, ``"label"``, a class index or name, or a function of the
+                outputs returning one score per sample (not cached).
             settings: the methods' options (IG steps, noise, baseline...).
             batch_size: samples per pass (bounds memory).
             device: where to run the model (CUDA when present by default).
