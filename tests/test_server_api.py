@@ -297,6 +297,18 @@ def test_bad_requests_get_a_clear_4xx(client, method, path, kwargs, status):
         assert response.json()["detail"]
 
 
+def test_the_api_reference_is_served_without_network(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    schema = client.get("/openapi.json").json()
+    for path, methods in schema["paths"].items():
+        for method in methods:
+            assert f"{method.upper()}</span>{path}" in page.text.replace("&#x27;", "'")
+    assert "<script" not in page.text and "http://" not in page.text and "https://" not in page.text
+    assert "SelectionOut" in page.text  # what POST /api/selection returns
+    assert client.get("/redoc").status_code == 404
+
+
 def test_a_foreign_host_header_is_refused_on_loopback(client):
     response = client.get("/api/run", headers={"Host": "attacker.example:8765"})
     assert response.status_code == 400 and "localhost only" in response.json()["detail"]
@@ -308,7 +320,7 @@ def test_the_token_is_enforced_beyond_loopback(run):
     state = RunState(run)
     app = create_app(state, token="s3cret")
     with background(app, host="0.0.0.0") as url, httpx.Client(base_url=url) as http:
-        for path in ("/", "/api/run", "/api/map", "/static/app.js", "/openapi.json"):
+        for path in ("/", "/api/run", "/api/map", "/static/app.js", "/openapi.json", "/docs"):
             assert http.get(path).status_code == 401
         assert http.get("/api/run", params={"token": "wrong"}).status_code == 401
         assert http.get("/api/run", headers={"X-Latentsight-Token": "s3cret"}).status_code == 200

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from plotly.offline import get_plotlyjs
 from starlette.requests import Request
@@ -14,6 +14,7 @@ from starlette.responses import Response
 from latentsight import __version__
 from latentsight.errors import LatentsightError
 from latentsight.project import Project
+from latentsight.server.api_docs import api_reference
 from latentsight.server.routers import (
     concepts,
     dashboards,
@@ -49,6 +50,8 @@ def create_app(
             "has a token, send it as ?token=..., the X-Latentsight-Token header or a Bearer "
             "authorization."
         ),
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.run = state
     app.state.token = token
@@ -59,6 +62,10 @@ def create_app(
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return HTMLResponse(api_reference(app.openapi(), app.openapi_url or "/openapi.json"))
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)
     def plotly() -> Response:
