@@ -244,3 +244,29 @@ def test_a_run_without_findings_says_what_was_tested_and_why_detectors_did_not_r
     text = " ".join(result.stdout.split())
     assert "No significant finding among the" in text and "--show RANK" not in text
     assert "label issues" in text and "is not significantly above the most common class" in text
+
+
+def test_insights_analyses_with_the_recorded_model_or_says_it_could_not(workdir):
+    assert latentsight("analyze", "toy_project:project", "-o", "run", cwd=workdir).returncode == 0
+    run_dir = workdir / "run"
+
+    def audit_note() -> dict:
+        return ls.open_run(run_dir).analysis_info["detectors"]["spurious_feature"]
+
+    assert latentsight("insights", "run", "--recompute", cwd=workdir).returncode == 0
+    with_model = audit_note()
+    assert "no model attached" not in str(with_model)
+
+    (workdir / "toy_project.py").rename(workdir / "moved.py")
+    result = latentsight("insights", "run", "--recompute", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "analysed without the model" in result.stderr
+    assert "--project module:project" in audit_note()["skipped"]
+
+    named = latentsight("insights", "run", "--recompute", "--project", "moved:project", cwd=workdir)
+    assert named.returncode == 0, named.stderr
+    assert audit_note() == with_model
+    missing = latentsight(
+        "insights", "run", "--recompute", "--project", "gone:project", cwd=workdir
+    )
+    assert missing.returncode == 2 and "gone" in missing.stderr

@@ -51,6 +51,19 @@ def _open(run: Path) -> Run:
     return open_run(run)
 
 
+def _attach_model(opened: Run, project: str | None, without: str) -> None:
+    """Attach ``project`` (``module:project``), else the Project the run recorded; a recorded
+    one that does not load is noted (``without``: what is left out), a named one must load."""
+    from latentsight._loading import project_for_run
+
+    try:
+        opened.attach(project_for_run(opened.manifest, project))
+    except LatentsightError as error:
+        if project:
+            raise
+        error_console.print(f"[yellow]{without}:[/] {error}")
+
+
 def _fail(error: LatentsightError) -> None:
     error_console.print(f"[bold red]error:[/] {error}")
     raise typer.Exit(code=2)
@@ -162,12 +175,23 @@ def insights(
             show_default=False,
         ),
     ] = None,
+    project: Annotated[
+        Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
+        typer.Option(
+            help="When analysing, 'module:project' whose model made the run, for the analyses "
+            "that need it (shortcut audit, concept importance); default: the recorded one, "
+            "when it loads.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Analyse a stored run (no model needed) and print its ranked insights."""
+    """Analyse a stored run and print its ranked insights. The analysis needs no model; with
+    one, it also audits shortcuts and ties discovered concepts to the loss."""
     try:
         opened = _open(run)
         stale = recompute or layer is not None or view != "mean"
         if stale or not (opened.path / "analysis" / "analysis.json").is_file():
+            _attach_model(opened, project, "analysed without the model")
             opened.analyze(layer=layer, view=view)
         count = len(opened.insights)
         if show is not None and not 1 <= show <= count:
@@ -504,19 +528,12 @@ def concepts_discover(
     show, except that a table without importance (no model: pass --project module:project)
     never replaces a stored one that has it, such as the one `latentsight analyze` made with
     the model: that one is kept, and a note says so. --no-save prints only."""
-    from latentsight._loading import project_for_run
     from latentsight.discovery import DiscoverySettings
     from latentsight.discovery.display import bank_view
 
     try:
         opened = _open(run)
-        try:
-            found = project_for_run(opened.manifest, project)
-            opened.attach(found)
-        except LatentsightError as error:
-            if project:
-                raise
-            error_console.print(f"[yellow]no model, no importance:[/] {error}")
+        _attach_model(opened, project, "no model, no importance")
         chosen = k if k == "auto" else int(k) if k.isdigit() else None
         if chosen is None:
             raise typer.BadParameter(f"--k {k!r}: give a number of concepts or 'auto'.")

@@ -229,7 +229,8 @@ class Concepts:
         if model is None:
             raise ConceptsError(
                 "The audit reads the weights of the model's head: give the model (or its "
-                "Project), or attach the Project to the run first with run.attach(project)."
+                "Project), or attach the Project to the run first with run.attach(project); on "
+                "the command line, pass --project module:project."
             )
         if not hasattr(model, "named_modules"):
             model = model.resolve_model()

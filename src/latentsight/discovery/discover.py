@@ -163,8 +163,8 @@ def _head(run: Run, layer: str, dim: int, notes: list[str]) -> LinearHead | None
     project = run.project
     if project is None:
         notes.append(
-            "no model: attach the Project (run.attach(project)) to get importance from the "
-            "linear head that reads the layer"
+            "no model: attach the Project (run.attach(project); on the command line, --project "
+            "module:project) to get importance from the linear head that reads the layer"
         )
         return None
     found = find_linear_head(project.resolve_model(), layer, dim)

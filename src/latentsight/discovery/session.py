@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 NO_MODEL = (
     "{what} needs the model: attach the Project the run was captured from with "
-    "run.attach(project) (or latentsight.open_run(path, project=project))"
+    "run.attach(project) (or latentsight.open_run(path, project=project); on the command line, "
+    "--project module:project)"
 )
 
 

@@ -168,7 +168,8 @@ def shortcut_audit(run: Run, layer: str, notes: dict[str, Any]) -> list[Insight]
     stored in the run as ``run.concepts(layer).audit()`` stores them."""
     if run.project is None:
         notes["spurious_feature"] = {
-            "skipped": "no model attached: open the run with open_run(path, project=...)"
+            "skipped": "no model attached: attach the Project (run.attach(project); on the "
+            "command line, --project module:project)"
         }
         return []
     if run.manifest["task"] not in ("classification", "binary"):
