@@ -29,6 +29,37 @@ def _classes(names: Mapping[int, str]) -> str:
     return ", ".join(f"{index} {name}" for index, name in names.items())
 
 
+def _task_text(task: str, n_classes: int | None) -> str:
+    """``classification (4 classes)``, ``multilabel (3 labels)``, or the task alone."""
+    if not n_classes:
+        return task
+    return f"{task} ({n_classes} {'labels' if task == 'multilabel' else 'classes'})"
+
+
+def _labels_view(run: Run) -> Table:
+    """Per label of a multilabel run and per subset: how often it is on, and the F1 of its
+    predictions, so that the labels the model gets wrong stand out."""
+    import numpy as np  # here, not at the top: `latentsight --help` must not wait for it
+
+    samples = run.samples.dropna(subset=["target"])
+    subsets = list(dict.fromkeys(samples["subset"]))
+    table = Table(title="Labels: share on / F1", title_justify="left")
+    table.add_column("label")
+    for subset in subsets:
+        table.add_column(subset, justify="right")
+    truth = {s: np.stack(samples.loc[samples["subset"] == s, "target"]) >= 0.5 for s in subsets}
+    said = {s: np.stack(samples.loc[samples["subset"] == s, "prediction"]) >= 0.5 for s in subsets}
+    for label in range(next(iter(truth.values())).shape[1]):
+        cells = []
+        for subset in subsets:
+            on, predicted = truth[subset][:, label], said[subset][:, label]
+            both = 2 * (on & predicted).sum()
+            f1 = both / (on.sum() + predicted.sum()) if on.sum() + predicted.sum() else float("nan")
+            cells.append(f"{on.mean():.0%} / {_fmt(f1)}")
+        table.add_row(run.class_names.get(label, f"label {label}"), *cells)
+    return table
+
+
 def check_view(plan: CapturePlan) -> Group:
     """What `latentsight check` found: subsets, shapes, layers, loss, metadata."""
     subsets = Table(title="Subsets", title_justify="left")
@@ -54,9 +85,7 @@ def check_view(plan: CapturePlan) -> Group:
     facts.add_row("device", str(plan.spec.device))
     facts.add_row("input batch", plan.input_shape)
     facts.add_row("output batch", plan.output_shape)
-    facts.add_row(
-        "task", plan.spec.task + (f" ({plan.n_classes} classes)" if plan.n_classes else "")
-    )
+    facts.add_row("task", _task_text(plan.spec.task, plan.n_classes))
     if plan.project.classes:
         facts.add_row("classes", _classes(dict(enumerate(plan.project.classes))))
     facts.add_row("loss", ", ".join(plan.loss_names) or "- (no labeled subset)")
@@ -87,10 +116,7 @@ def run_view(run: Run) -> Group:
         f"weights {provenance['model_fingerprint'][:12]})",
     )
     facts.add_row("data", f"fingerprint {provenance['data_fingerprint'][:12]}")
-    facts.add_row(
-        "task",
-        manifest["task"] + (f" ({manifest['n_classes']} classes)" if manifest["n_classes"] else ""),
-    )
+    facts.add_row("task", _task_text(manifest["task"], manifest["n_classes"]))
     if run.class_names:
         facts.add_row("classes", _classes(run.class_names))
     facts.add_row("loss components", ", ".join(manifest["loss_components"]) or "-")
@@ -113,7 +139,8 @@ def run_view(run: Run) -> Group:
     summary = run.summary()
     quarantined = run.quarantine["subset"].value_counts().to_dict() if len(run.quarantine) else {}
     subsets = Table(title="Subsets", title_justify="left")
-    for column in ("subset", "samples", "quarantined", "mean loss", "accuracy"):
+    accuracy = "exact match" if manifest["task"] == "multilabel" else "accuracy"
+    for column in ("subset", "samples", "quarantined", "mean loss", accuracy):
         subsets.add_column(column, justify="right" if column != "subset" else "left")
     for subset in manifest["subsets"]:
         figures = summary.get(subset["name"], {})
@@ -138,6 +165,8 @@ def run_view(run: Run) -> Group:
             ),
         )
     parts: list[object] = [facts, subsets, layers]
+    if manifest["task"] == "multilabel" and "prediction" in run.samples:
+        parts.append(_labels_view(run))
     if len(run.quarantine):
         shown = run.quarantine.head(5)
         lines = [f"{row.id}: {row.error}" for row in shown.itertuples()]
@@ -189,9 +218,11 @@ def insights_view(run: Run, top: int) -> Group:
 
 
 def _no_insights_view(info: dict) -> Group:
-    """What was tested when nothing was significant: each detector's count, or why it did not run."""
+    """What was tested when nothing was significant: each detector's count, or why it did not
+    run."""
+    tested = sum(note.get("tested", 0) for note in info["detectors"].values())
     table = Table(
-        title=f"No significant finding among the {info['candidates']} populations tested "
+        title=f"No significant finding among the {tested} populations tested "
         f"(map of layer {info['layer']}, {info['view']} view; layers searched: "
         f"{', '.join(info.get('layers_searched', [info['layer']]))}). Per detector:",
         title_justify="left",

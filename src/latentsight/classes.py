@@ -34,3 +34,10 @@ def explained_target(target: str, names: Mapping[int, str]) -> str:
     if kind == "class" and index.isdigit():
         return names.get(int(index), target)
     return target
+
+
+def label_set(labels: Any, names: Mapping[int, str]) -> str:
+    """A multilabel sample's labels as text: ``"cat + bird"`` (``"label 2"`` unnamed), ``"none"``
+    when no label is on, for values of at least 0.5 in a 0/1 vector."""
+    on = [index for index, value in enumerate(labels) if value is not None and value >= 0.5]
+    return " + ".join(names.get(index, f"label {index}") for index in on) or "none"

@@ -14,8 +14,8 @@ from latentsight.errors import ProjectError
 
 LossFn = Callable[[Any, Any], "torch.Tensor | Mapping[str, torch.Tensor]"]
 MetadataFn = Callable[[str, int], Mapping[str, Any]]
-Task = Literal["auto", "classification", "binary", "regression", "other"]
-TASKS: tuple[str, ...] = ("auto", "classification", "binary", "regression", "other")
+Task = Literal["auto", "classification", "binary", "multilabel", "regression", "other"]
+TASKS: tuple[str, ...] = ("auto", "classification", "binary", "multilabel", "regression", "other")
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,12 @@ class Project:
             real positions only, so that a sample's latents do not depend on its batch. Default:
             the ``attention_mask`` entry of mapping inputs, if there is one.
         classes: the class names, by class index (``["cat", "dog"]``), shown wherever a class
-            appears (insights, report, dashboard, concept labels); one per output logit.
+            appears (insights, report, dashboard, concept labels); one per output logit, or
+            two for a binary task's single logit (``["negative", "positive"]``).
         task: what the outputs mean, to derive predictions: ``"auto"`` reads it from the ready-made
-            loss or the output shape; ``"other"`` records no prediction.
+            loss or the output shape; ``"multilabel"``: C independent 0/1 labels per sample (the
+            prediction is the labels whose sigmoid is above 0.5); ``"other"`` records no
+            prediction.
         name: a short name for the project, shown in reports.
     """
 

@@ -13,6 +13,7 @@ from torch import nn
 from latentsight.capture.items import Batch, Collate, ParsedItem, collate, to_device
 from latentsight.capture.metadata import MetadataSource
 from latentsight.capture.outputs import (
+    correct_column,
     loss_components,
     metric_columns,
     per_sample_floats,
@@ -128,9 +129,10 @@ def forward_items(spec: ForwardSpec, items: Sequence[ParsedItem]) -> ForwardResu
     if labeled:
         columns["target"] = target_column(batch.targets, size)
     columns.update(stored)
-    single_label = labeled and np.ndim(columns["target"]) == 1
-    if single_label and spec.task in ("classification", "binary") and "prediction" in columns:
-        columns["correct"] = columns["prediction"] == columns["target"]
+    if labeled and "prediction" in columns:
+        correct = correct_column(spec.task, columns["prediction"], columns["target"])
+        if correct is not None:
+            columns["correct"] = correct
     with stage("metadata"):
         columns.update(spec.metadata.columns(items))
     renders = None

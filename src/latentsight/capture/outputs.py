@@ -41,14 +41,17 @@ def _class_indices(targets: Any, batch_size: int) -> bool:
 def infer_task(declared: str, loss: LossFn, outputs: Any, targets: Any) -> str:
     """The task that decides how outputs become predictions: declared, from the loss, or from the
     outputs and targets (``B x C`` logits with integer class targets, or no targets, read as
-    classification; anything else, e.g. a regression's float targets, as "other")."""
+    classification; anything else, e.g. a regression's float targets, as "other"). A binary
+    loss over ``B x C`` logits scores C labels per sample: "multilabel"."""
     if declared != "auto":
         return declared
-    from_loss = getattr(loss, "task", None)
-    if from_loss is not None:
-        return from_loss
     logits = logits_of(outputs)
     is_logits = logits is not None and logits.is_floating_point() and logits.dim() == 2
+    from_loss = getattr(loss, "task", None)
+    if from_loss == "binary" and is_logits and logits.shape[1] > 1:
+        return "multilabel"
+    if from_loss is not None:
+        return from_loss
     if (
         is_logits
         and logits.shape[1] > 1
@@ -59,8 +62,8 @@ def infer_task(declared: str, loss: LossFn, outputs: Any, targets: Any) -> str:
 
 
 def check_task(task: str, outputs: Any) -> None:
-    """Refuse a classification or binary task whose outputs hold no logits tensor to predict from."""
-    if task not in ("classification", "binary"):
+    """Refuse a class task whose outputs hold no logits tensor of the task's shape."""
+    if task not in ("classification", "binary", "multilabel"):
         return
     logits = logits_of(outputs)
     fix = (
@@ -77,6 +80,18 @@ def check_task(task: str, outputs: Any) -> None:
             f"Project.task is 'classification', but the logits have shape {tuple(logits.shape)}: "
             "it needs B x C with C >= 2 classes (for one logit per sample, task='binary'). "
             f"{fix}"
+        )
+    if task == "multilabel" and (logits.dim() != 2 or logits.shape[1] < 2):
+        raise ProjectError(
+            f"Project.task is 'multilabel', but the logits have shape {tuple(logits.shape)}: it "
+            "needs B x C, one logit per label (for one logit per sample, task='binary'). "
+            f"{fix}"
+        )
+    if task == "binary" and logits[0].numel() > 1:
+        raise ProjectError(
+            f"Project.task is 'binary', but the logits have shape {tuple(logits.shape)}: binary "
+            "takes one logit per sample; for C independent labels per sample, set "
+            "task='multilabel'."
         )
 
 
@@ -138,17 +153,33 @@ def prediction_columns(task: str, outputs: Any, batch_size: int) -> dict[str, An
         probabilities = out.softmax(dim=1)
         confidence, prediction = probabilities.max(dim=1)
         return {"prediction": prediction, "confidence": confidence, "probabilities": probabilities}
-    if task == "binary":
+    if task == "multilabel":
         positive = out.sigmoid()
-        if positive.shape[1] != 1:
-            return {"probabilities": positive}
-        positive = positive[:, 0]
+        return {
+            "prediction": (positive > 0.5).long(),
+            "confidence": torch.maximum(positive, 1 - positive).mean(dim=1),
+            "probabilities": positive,
+        }
+    if task == "binary":
+        positive = out.sigmoid()[:, 0]
         return {
             "prediction": (positive > 0.5).long(),
             "confidence": torch.maximum(positive, 1 - positive),
             "probabilities": torch.stack([1 - positive, positive], dim=1),
         }
     return {"prediction": out[:, 0] if out.shape[1] == 1 else out}
+
+
+def correct_column(task: str, prediction: np.ndarray, target: Any) -> np.ndarray | None:
+    """Whether each prediction is right: its class, or every label of a multilabel sample
+    (exact match); None where the task or the targets' form has no right answer to compare."""
+    if task in ("classification", "binary") and np.ndim(target) == 1:
+        return prediction == target
+    if task == "multilabel" and isinstance(target, list):
+        labels = np.asarray(target, dtype=np.float64)
+        if labels.shape == prediction.shape:
+            return (prediction == labels.round()).all(axis=1)
+    return None
 
 
 def per_sample_floats(outputs: Any, batch_size: int) -> list[torch.Tensor]:

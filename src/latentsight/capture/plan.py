@@ -312,14 +312,14 @@ def _scoring_error(
 
 
 def _check_classes(project: Project, task: str, n_classes: int | None) -> None:
-    """Class names must be one per class the outputs score (two for a binary task)."""
+    """Class names must be one per class (or label) the outputs score, two for a binary task."""
     if project.classes is None:
         return
-    expected = {"classification": n_classes, "binary": 2}.get(task)
+    expected = {"classification": n_classes, "multilabel": n_classes, "binary": 2}.get(task)
     if expected is None:
         raise ProjectError(
             f"Project.classes names classes, but the task is {task!r}: leave classes out, or "
-            "set Project.task to 'classification' or 'binary'."
+            "set Project.task to 'classification', 'binary' or 'multilabel'."
         )
     if len(project.classes) != expected:
         raise ProjectError(
@@ -475,7 +475,8 @@ def plan_capture(
     task = infer_task(project.task, project.loss, outputs, targets)
     check_task(task, outputs)
     logits = logits_of(outputs)
-    n_classes = int(logits.shape[1]) if task == "classification" and logits is not None else None
+    per_class = task in ("classification", "multilabel") and logits is not None
+    n_classes = int(logits.shape[1]) if per_class else None
     _check_classes(project, task, n_classes)
     render = project.render
     if render is None and renders and looks_like_image(first[0].input):

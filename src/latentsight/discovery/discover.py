@@ -84,6 +84,12 @@ def _groups(samples: pd.DataFrame, per_class: bool, by: str) -> list[tuple[int |
             "by='prediction' or by='target' (settings), or per_class=False."
         )
     values = samples[by].to_numpy()
+    if any(np.ndim(value) > 0 for value in values):
+        raise DiscoveryError(
+            f"per_class makes one dictionary per class, and this run's {by!r} holds several "
+            "values per sample (multilabel or vector targets): use per_class=False (on the "
+            "command line, --global)."
+        )
     labels = sorted({int(v) for v in values[~pd.isna(values)]})
     return [(label, np.flatnonzero(values == label)) for label in labels]
 
@@ -124,8 +130,9 @@ def _concept_rows(
     group = samples.iloc[bank.rows]
     dominant = bank.dominant()
     phi = None
-    if head is not None and (bank.label is not None or "prediction" in group):
-        # importance is a concept's share of a class logit: none without classes to read
+    one_class = "prediction" in group and len(group) and np.ndim(group["prediction"].iloc[0]) == 0
+    if head is not None and (bank.label is not None or one_class):
+        # importance is a concept's share of a class logit: none without one class to read
         labels = (
             np.full(len(bank.rows), bank.label)
             if bank.label is not None

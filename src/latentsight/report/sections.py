@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from latentsight._numbers import probability_text
-from latentsight.classes import class_label, class_name
+from latentsight.classes import class_label, class_name, label_set
 from latentsight.insights.base import Insight
 from latentsight.report import extras, figures, tables
 from latentsight.report.renders import RenderIndex
@@ -118,8 +118,17 @@ def _thumbnail(data: ReportData, row: int, caption: str, heatmaps: bool = False)
             )
     facts = [f"<b>{escape(sample_id)}</b>", escape(caption)]
     names = data.class_names
-    target = _label_text(sample["target"], names) if "target" in sample else None
-    predicted = _label_text(sample["prediction"], names) if "prediction" in sample else None
+
+    def shown(column: str) -> str | None:
+        if column not in sample:
+            return None
+        if data.manifest["task"] == "multilabel" and isinstance(
+            sample[column], (list, tuple, np.ndarray)
+        ):
+            return escape(label_set(sample[column], names))
+        return _label_text(sample[column], names)
+
+    target, predicted = shown("target"), shown("prediction")
     if target is not None:
         facts.append(f"target {target}" + (f" / predicted {predicted}" if predicted else ""))
     elif predicted is not None:

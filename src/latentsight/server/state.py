@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from latentsight.classes import CLASS_COLUMNS
+from latentsight.classes import CLASS_COLUMNS, label_set
 from latentsight.insights.base import Insight
 from latentsight.insights.columns import MAX_CATEGORIES, is_categorical
 from latentsight.project import Project
@@ -123,14 +123,18 @@ class RunState:
         self.map_payload = np.concatenate([coords[:, 0], coords[:, 1]]).astype("<f4").tobytes()
         self.bounds = [float(v) for v in (*coords.min(axis=0), *coords.max(axis=0))]
         meta, score_set = set(self.metadata_columns), set(score_columns)
+        multilabel = self.manifest["task"] == "multilabel"
         self.columns: dict[str, Column] = {}
         for name in self.samples.columns:
             if name in _SKIP:
                 continue
-            encoded = _encode(self.samples[name], name, _group(name, meta, score_set))
+            series = self.samples[name]
+            if multilabel and name in ("target", "prediction"):
+                series = series.map(lambda labels: label_set(labels, self.class_names))
+            encoded = _encode(series, name, _group(name, meta, score_set))
             if encoded is not None:
                 self.columns[name] = encoded
-        named = [c for c in CLASS_COLUMNS if c in self.columns]
+        named = [c for c in CLASS_COLUMNS if c in self.columns and not multilabel]
         self.class_columns = named if self.class_names else []  # what the page shows by name
         self.insights: list[Insight] = run.insights
         self.populations = [self._rows(insight.population) for insight in self.insights]

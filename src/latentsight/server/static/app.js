@@ -38,7 +38,13 @@ const fmt = (value) => (typeof value === "number" ? (Number.isInteger(value) ? S
 const fmtP = (value) => (value === 0 ? "&lt; 1e-300" : fmt(value));
 // A class index (a number, or a category label such as "2") by the run's class name, where the
 // Project named its classes; anything else as fmt shows it.
+// A multilabel sample's 0/1 labels as the names of those that are on.
+function labelSetText(labels) {
+  const on = labels.map((v, k) => (v >= 0.5 ? run.classes[k] ?? `label ${k}` : null)).filter((n) => n !== null);
+  return on.length ? esc(on.join(" + ")) : "none";
+}
 function classText(value) {
+  if (run.task === "multilabel" && Array.isArray(value)) return labelSetText(value);
   const index = typeof value === "string" && /^\d+(\.0+)?$/.test(value) ? Number(value) : value;
   const name = Number.isInteger(index) ? run.classes[index] : undefined;
   return name === undefined ? fmt(value) : esc(name);
@@ -332,8 +338,9 @@ async function showSample(id, row) {
   else if (sample.render === "text") picture = `<pre id="sample-text">${esc(sample.text)}</pre>`;
   const heat = `<div id="explanations"><select id="heatmap-choice"></select><br><img id="sample-heatmap" alt="heatmap">` +
     `<div id="explain-form"></div><p id="explain-note" class="muted"></p></div>`;
+  const isTarget = (target, k) => (Array.isArray(target) ? target[k] >= 0.5 : k === target);
   const probabilities = (sample.probabilities || []).map((p, k) =>
-    `<tr><td>${classText(k)}${k === sample.target ? " (target)" : ""}</td><td><span class="bar" style="width:${Math.round((p || 0) * 120)}px"></span> ${fmt(p)}</td></tr>`).join("");
+    `<tr><td>${classText(k)}${isTarget(sample.target, k) ? " (target)" : ""}</td><td><span class="bar" style="width:${Math.round((p || 0) * 120)}px"></span> ${fmt(p)}</td></tr>`).join("");
   const cellText = (k, v) => (isClassColumn(k) ? classText(v) : fmt(v));
   const table = (object) => Object.entries(object).map(([k, v]) => `<tr><td>${esc(k)}</td><td>${cellText(k, v)}</td></tr>`).join("");
   const neighbours = sample.neighbours.map((n) =>
