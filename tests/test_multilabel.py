@@ -126,3 +126,32 @@ def test_label_names_must_number_the_labels():
     )
     with pytest.raises(ls.ProjectError, match=r"has 2 names, but the outputs score 3"):
         ls.check(project)
+
+
+def test_the_dashboard_page_shows_label_sets(tagged):
+    from playwright.sync_api import sync_playwright
+    from surfaces_helpers import CHROMIUM, CHROMIUM_ARGS
+
+    from latentsight.server import background
+
+    run, _, _ = tagged
+    row = int(np.flatnonzero([0 < sum(t) < 3 for t in run.samples["target"]])[0])
+    sample = run.samples.iloc[row]
+    on = [LABELS[k] for k, value in enumerate(sample["target"]) if value >= 0.5]
+    predicted = [LABELS[k] for k, value in enumerate(sample["prediction"]) if value]
+    errors: list[str] = []
+    with background(create_app(run)) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(url)
+        page.wait_for_function("window.latentsight.ready", timeout=30_000)
+        page.evaluate(f"showSample({sample['id']!r})")
+        page.wait_for_function(f"window.latentsight.sample?.id === {sample['id']!r}")
+        assert page.inner_text("#sample-target") == " + ".join(on)
+        assert page.inner_text("#sample-prediction") == (" + ".join(predicted) or "none")
+        view = page.inner_text("#sample-view")
+        browser.close()
+    assert all(f"{label} (target)" in view for label in on)
+    assert not any(f"{label} (target)" in view for label in set(LABELS) - set(on))
+    assert errors == []
