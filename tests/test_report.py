@@ -91,6 +91,9 @@ def test_report_opens_offline_and_shows_every_section(dashboard_run, tmp_path):
     html = path.read_text()
     markup = re.sub(r"<script[^>]*>.*?</script>", "", html, flags=re.S)
     assert not re.search(r"""(src|href)=["']https?:""", markup), "the report must not link out"
+    from plotly.offline import get_plotlyjs
+
+    assert len(html) < len(get_plotlyjs())  # Plotly travels gzipped: the page is lighter than it
     found, blocked, errors = _open_offline(path, "report.png")
     assert blocked == [] and errors == []
     assert found["plotly"] == "object"
