@@ -350,14 +350,18 @@ def serve(
     try:
         check_binding(host, token)
         listening = bind(host, port)
-        opened = _open(run)
-        model = _serve_project(opened, project)
-        app_ = create_app(opened, token=token, project=model)
     except LatentsightError as error:
         _fail(error)
-    address = url(host, listening) + "/" + (f"?token={token}" if token else "")
-    console.print(f"[bold green]Dashboard of {run}[/] at {address}  (Ctrl-C to stop)")
-    serve_app(app_, listening)
+    with listening:  # closed however loading the run ends
+        try:
+            opened = _open(run)
+            model = _serve_project(opened, project)
+            app_ = create_app(opened, token=token, project=model)
+        except LatentsightError as error:
+            _fail(error)
+        address = url(host, listening) + "/" + (f"?token={token}" if token else "")
+        console.print(f"[bold green]Dashboard of {run}[/] at {address}  (Ctrl-C to stop)")
+        serve_app(app_, listening)
 
 
 def _serve_project(run: Run, target: str | None) -> Project | None:
@@ -401,7 +405,6 @@ concepts_app = typer.Typer(
     "`latentsight concepts discover RUN --layer L` finds the concepts it learned without labels.",
 )
 app.add_typer(concepts_app, name="concepts")
-RunArg = RunArg
 LayersOpt = Annotated[
     Optional[list[str]],  # noqa: UP045 - typer needs Optional on Python 3.10
     typer.Option("--layer", help="Layer to label (repeat for several; default: all recorded)."),

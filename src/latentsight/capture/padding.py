@@ -19,11 +19,14 @@ MASK_KEY = "attention_mask"
 
 def padding_positions(inputs: Any, padding_mask: PaddingMask | None) -> torch.Tensor | None:
     """``B x T`` booleans, True at real positions: from ``padding_mask(inputs)`` when given,
-    else from the ``attention_mask`` entry of mapping inputs, else None (nothing is padding)."""
+    else from the ``attention_mask`` entry of mapping inputs when it is ``B x T`` (another form,
+    such as ``B x T x T``, is the model's alone), else None (nothing is padding)."""
     if padding_mask is not None:
         mask, source = padding_mask(inputs), "Project.padding_mask"
     elif isinstance(inputs, Mapping) and MASK_KEY in inputs:
         mask, source = inputs[MASK_KEY], f"the inputs' {MASK_KEY!r}"
+        if not isinstance(mask, torch.Tensor) or mask.dim() != 2:
+            return None
     else:
         return None
     if not isinstance(mask, torch.Tensor) or mask.dim() != 2:

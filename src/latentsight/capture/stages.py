@@ -10,7 +10,8 @@ from latentsight.errors import ProjectError
 
 class StageFailure(Exception):
     """The user's code raised in one stage (``collate``, ``padding mask``, ``forward``, ``loss``,
-    ``metric 'x'``, ``metadata``, ``render``); the message is ``"<stage>: <error>"``, as quarantine records it."""
+    ``metric 'x'``, ``metadata``, ``render``); the message is ``"<stage>: <error>"``, as
+    quarantine records it."""
 
     def __init__(self, stage: str, error: Exception) -> None:
         super().__init__(f"{stage}: {error!r}")

@@ -4,7 +4,9 @@ analyses show them without fitting again.
 One file per layer (``latentsight.store.concepts.discovered_file``): the concept table with, per
 concept, the ids of the samples that express it most; its schema metadata records how it was
 made (settings, k, grouping, subset, the k sweeps and the notes). A table without importance
-(no model) never replaces a stored one that has it: that one is kept, and a note says why.
+(no model) never replaces a stored one that has it: that one is kept, and a note says why. The
+analysis keeps it only when it was made the same way, so that the concepts its insights name
+are the stored ones.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from latentsight.store.concepts import discovered_file, save_table, settings_info
+from latentsight.store.concepts import _info, discovered_file, save_table, settings_info
 
 if TYPE_CHECKING:
     from latentsight.discovery.discover import DiscoverySettings
@@ -39,13 +41,21 @@ def save_bank(
     k: int | str,
     per_class: bool,
     subset: str | Sequence[str] | None,
+    keep_unlike: bool = True,
 ) -> Path | None:
     """Write the bank's table (plus each concept's top sample ids) into the run and return the
-    file; None, with a note, where that would replace a stored table's importance by none."""
+    file; None, with a note, where that would replace a stored table's importance by none.
+
+    With ``keep_unlike=False`` (the analysis, whose insights name the concepts of its own
+    table) a stored table made with other settings, k, grouping or subset is replaced."""
     path = discovered_file(bank.run.path, bank.layer)
     if has_importance(path) and not _finite(bank.table["importance"]):
-        bank.notes.append(KEPT.format(path=path))
-        return None
+        made = {"settings": settings_info(settings), "k": k, "per_class": per_class}
+        made = json.loads(json.dumps({**made, "subset": subset}))  # as the stored info reads
+        stored = _info(path)
+        if keep_unlike or all(stored.get(key) == value for key, value in made.items()):
+            bank.notes.append(KEPT.format(path=path))
+            return None
     frame = bank.table.copy()
     frame["top_samples"] = [
         bank.top_samples(int(concept), n=TOP_SAMPLES).ids for concept in frame["concept"]

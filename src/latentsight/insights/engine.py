@@ -206,6 +206,7 @@ def concept_findings(
     a linear head when one reads the layer; the analysis does not run the model for it."""
     from latentsight.discovery import discover_concepts
     from latentsight.discovery.performance import concept_loss_insights
+    from latentsight.discovery.store import save_bank
 
     per_class = run.manifest["task"] in ("classification", "binary") and "prediction" in (
         run.samples.columns
@@ -229,6 +230,11 @@ def concept_findings(
             per_class=per_class,
             importance_through_model=False,
             settings=discovery,
+            save=False,
+        )
+        # stored unless the stored table is this one with importance: the insights name its concepts
+        bank.stored = save_bank(
+            bank, settings=discovery, k="auto", per_class=per_class, subset=None, keep_unlike=False
         )
         found = concept_loss_insights(
             bank,

@@ -23,12 +23,11 @@ def write_report(run: Run, path: str | Path) -> Path:
 
     The run must have been analysed (``run.analyze()`` or ``latentsight insights``).
     """
-    path = Path(path)
+    path = check_writable(path)
     if path.is_dir():
         raise LatentsightError(
             f"{path} is a directory: give the report a file name, e.g. {path / 'report.html'}."
         )
-    check_writable(path)
     data = ReportData(
         run_dir=run.path,
         manifest=run.manifest,

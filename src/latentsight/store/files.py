@@ -86,10 +86,17 @@ def check_writable(path: str | Path, *, folder: bool = False) -> Path:
     """``path`` as a Path, once a file (or, with ``folder``, a folder's files) could be written
     there; else an OutputPathError naming it and why, raised before any work is spent on it."""
     path = Path(path)
-    if folder and path.exists() and not path.is_dir():
-        raise OutputPathError(f"Cannot write into {path}: it is a file, not a directory.")
-    where = path if folder else path.parent
-    existing = next(p for p in (where, *where.parents) if p.exists())
+    try:  # a directory on the way that cannot be entered makes exists() raise
+        if folder and path.exists() and not path.is_dir():
+            raise OutputPathError(f"Cannot write into {path}: it is a file, not a directory.")
+        where = path if folder else path.parent
+        existing = next(p for p in (where, *where.parents) if p.exists())
+    except PermissionError as error:
+        blocked = Path(error.filename).parent if error.filename else path.parent
+        raise OutputPathError(
+            f"Cannot write {path}: permission denied in {blocked}; choose a directory you can "
+            "write to."
+        ) from None
     existing = existing if existing.parts else Path.cwd()
     if not existing.is_dir():
         raise OutputPathError(

@@ -152,7 +152,11 @@ class RunWriter:
     ) -> RunWriter:
         """Start a new run at ``path``, or reopen an interrupted one with the same settings."""
         path = Path(path)
-        if path.exists() and not path.is_dir():
+        try:
+            is_file = path.exists() and not path.is_dir()
+        except PermissionError:  # a directory on the way cannot be entered: check_writable says
+            is_file = False
+        if is_file:
             raise RunStoreError(
                 f"{path} is a file: --out must name a directory, new or empty, for the run."
             )
@@ -309,10 +313,16 @@ class RunWriter:
         return self.manifest
 
 
+# Capture key parts that older versions did not record, with the value their captures had.
+UNRECORDED_PARTS: dict[str, Any] = {"padding_masked": []}
+
+
 def _check_same_capture(existing: dict[str, Any], new: dict[str, Any], path: Path) -> None:
     before = existing.get("capture_key_parts", {})
     differences = [
-        name for name, value in new["capture_key_parts"].items() if before.get(name) != value
+        name
+        for name, value in new["capture_key_parts"].items()
+        if before.get(name, UNRECORDED_PARTS.get(name)) != value
     ]
     if differences:
         raise RunStoreError(
