@@ -178,9 +178,9 @@ def insights(
     project: Annotated[
         Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
         typer.Option(
-            help="When analysing, 'module:project' whose model made the run, for the analyses "
-            "that need it (shortcut audit, concept importance); default: the recorded one, "
-            "when it loads.",
+            help="'module:project' whose model made the run, for the analyses that need it "
+            "(shortcut audit, concept importance): analyses again with it. Default, when the "
+            "run is analysed: the recorded one, if it loads.",
             show_default=False,
         ),
     ] = None,
@@ -189,7 +189,7 @@ def insights(
     one, it also audits shortcuts and ties discovered concepts to the loss."""
     try:
         opened = _open(run)
-        stale = recompute or layer is not None or view != "mean"
+        stale = recompute or layer is not None or view != "mean" or project is not None
         if stale or not (opened.path / "analysis" / "analysis.json").is_file():
             _attach_model(opened, project, "analysed without the model")
             opened.analyze(layer=layer, view=view)

@@ -104,7 +104,7 @@ def forward_items(spec: ForwardSpec, items: Sequence[ParsedItem]) -> ForwardResu
             spec.recorder.start(padding_positions(inputs, spec.padding_mask))
         with stage("forward"):
             outputs = call_model(spec.model, inputs)
-        pooled = spec.recorder.take()
+            pooled = spec.recorder.take()
         computed = prediction_columns(spec.task, outputs, size)
         if labeled:
             targets = to_device(batch.targets, spec.device)

@@ -21,7 +21,9 @@ class LayerRecorder:
     costs more than pooling a small layer. The activations of ``deferred`` layers, which the
     model never changes in place after the hook, are kept and pooled once the forward pass is
     over: on CPU, pooling between two layers' operations costs several times what it costs
-    after them (the intra-op threads go idle and must be woken for the next operation).
+    after them (the intra-op threads go idle and must be woken for the next operation). Which
+    layers the model changes in place is read from the check batch: a model that changes an
+    activation in place on some batches only (or through ``.data``) must record another layer.
     """
 
     def __init__(
