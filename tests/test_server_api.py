@@ -329,6 +329,12 @@ def test_the_token_is_enforced_beyond_loopback(run):
         page = http.get("/", params={"token": "s3cret"})
         assert page.status_code == 200 and "latentsight_token" in page.headers["set-cookie"]
         assert http.get("/static/app.js").status_code == 200  # the page's cookie now
+    with background(app, host="0.0.0.0") as url, httpx.Client(base_url=url) as http:
+        reference = http.get("/docs", params={"token": "s3cret"})
+        assert (
+            reference.status_code == 200 and "latentsight_token" in reference.headers["set-cookie"]
+        )
+        assert http.get("/openapi.json").status_code == 200  # the reference page's schema link
         assert http.get("/api/run", headers={"Host": "elsewhere:1"}).status_code == 200
 
 

@@ -48,6 +48,9 @@ def _presented(request: Request) -> str | None:
     return request.query_params.get(TOKEN_QUERY) or request.cookies.get(TOKEN_COOKIE)
 
 
+PAGES = ("/", "/docs")  # opened with ?token=...: they set the cookie their requests then carry
+
+
 class AccessGuard:
     """ASGI middleware: the token check (when a token is set) or the loopback Host check."""
 
@@ -64,7 +67,7 @@ class AccessGuard:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        if self.token and request.query_params.get(TOKEN_QUERY) and scope["path"] == "/":
+        if self.token and request.query_params.get(TOKEN_QUERY) and scope["path"] in PAGES:
 
             async def send_with_cookie(message: dict) -> None:
                 if message["type"] == "http.response.start":
