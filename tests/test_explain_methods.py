@@ -76,6 +76,7 @@ def test_the_cli_and_the_python_api_take_ig_for_the_same_cached_maps(tiny):
     args = ["--ids", "val/3", "--method", "ig", "--target", "1", "--project", target]
     result = CliRunner().invoke(app, ["explain", str(run.path), *args])
     assert result.exit_code == 0, result.output
+    assert "integrated_gradients explanations" in result.output
     entries = run.explanations
     made = entries[~entries["folder"].isin(before)]
     assert list(made["method"]) == ["integrated_gradients"] and list(made["samples"]) == [1]

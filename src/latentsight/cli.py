@@ -243,6 +243,7 @@ def explain(
     from rich.table import Table
 
     from latentsight._loading import project_for_run
+    from latentsight.attribution_methods import method_name
     from latentsight.store.files import check_writable
 
     try:
@@ -259,7 +260,7 @@ def explain(
         written = found.save(folder)
     except LatentsightError as error:
         _fail(error)
-    table = Table(title=f"{method} explanations", show_lines=False)
+    table = Table(title=f"{method_name(method)} explanations", show_lines=False)
     table.add_column("sample")
     table.add_column("file")
     for sample_id, path in zip(found.ids, written, strict=True):
