@@ -22,6 +22,7 @@ from latentsight.insights import (  # noqa: F401 - importing a detector module r
     duplicates,
     label_issues,
     metadata_trends,
+    multilabel_issues,
     outliers,
     overfitting,
     representation,
