@@ -7,7 +7,7 @@ import pandas as pd
 
 import latentsight as ls
 from latentsight.demo.model import load_or_train_demo_model
-from latentsight.demo.shapes import ShapesConfig, generate_shapes
+from latentsight.demo.shapes import SHAPES, ShapesConfig, generate_shapes
 
 config = ShapesConfig.tiny()
 subsets = generate_shapes(config)  # {"train": ..., "val": ...}, items are (image, label)
@@ -19,6 +19,7 @@ project = ls.Project(
     loss=ls.losses.cross_entropy,
     metadata=pd.concat([subset.metadata for subset in subsets.values()]),
     layers=["features.2", "classifier.3:input"],
+    classes=list(SHAPES),  # circle, square, triangle, cross: shown by name in every view
 )
 run = ls.analyze(project, out="runs/quickstart", overwrite=True)
 
