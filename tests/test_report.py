@@ -189,6 +189,9 @@ def test_the_report_names_classes_where_the_run_has_names(dashboard_run, tmp_pat
         ]
     )
     assert set(concept_classes) == {CLASS_NAMES[k] for k in stored["class"]}
+    provenance = (tmp_path / f"{dashboard_run.path.parent.name}.html").read_text()
+    listed = ", ".join(f"{k} {name}" for k, name in enumerate(CLASS_NAMES))
+    assert f"<th>classes</th><td>{listed}</td>" in provenance
 
 
 def test_the_report_of_a_run_without_names_shows_class_indices(unnamed_dashboard_run, tmp_path):

@@ -157,6 +157,7 @@ def provenance(data: ReportData) -> str:
         ("subsets (samples)", subsets),
         ("quarantined samples", manifest.get("n_quarantined", 0)),
         ("task", manifest["task"]),
+        ("classes", ", ".join(f"{k} {name}" for k, name in data.class_names.items()) or "-"),
         ("layers recorded", layers),
         ("layer analysed", f"{info.get('layer')} ({info.get('view')} view)"),
         (
