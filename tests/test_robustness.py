@@ -22,7 +22,7 @@ import latentsight.store.writer as writer_module
 from latentsight._display import _no_insights_view
 from latentsight.cli import app
 from latentsight.errors import OutputPathError
-from latentsight.store.concepts import _info, discovered_file
+from latentsight.store.concepts import discovered_file, table_info
 from latentsight.store.files import check_writable
 from latentsight.store.manifest import MANIFEST
 
@@ -149,7 +149,7 @@ def test_a_reanalysis_stores_the_concepts_its_insights_name(conv_run):
 
     conv_run.analyze(settings=ls.AnalysisSettings(map_method="pca"), progress=False)
     analysed = conv_run.analysis_info["detectors"]["concept_aggressor"]["concepts"]
-    assert _info(file)["k"] == "auto"
+    assert table_info(file)["k"] == "auto"
     assert pq.read_metadata(file).num_rows == analysed
 
 

@@ -39,7 +39,8 @@ def _task_text(task: str, n_classes: int | None) -> str:
 def _labels_view(run: Run) -> Table:
     """Per label of a multilabel run and per subset: how often it is on, and the F1 of its
     predictions, so that the labels the model gets wrong stand out."""
-    import numpy as np  # here, not at the top: `latentsight --help` must not wait for it
+    import numpy as np  # here, not at the top: `latentsight --help` must not wait for them
+    from sklearn.metrics import f1_score
 
     samples = run.samples.dropna(subset=["target"])
     subsets = list(dict.fromkeys(samples["subset"]))
@@ -53,8 +54,7 @@ def _labels_view(run: Run) -> Table:
         cells = []
         for subset in subsets:
             on, predicted = truth[subset][:, label], said[subset][:, label]
-            both = 2 * (on & predicted).sum()
-            f1 = both / (on.sum() + predicted.sum()) if on.sum() + predicted.sum() else float("nan")
+            f1 = f1_score(on, predicted, zero_division=np.nan)
             cells.append(f"{on.mean():.0%} / {_fmt(f1)}")
         table.add_row(run.class_names.get(label, f"label {label}"), *cells)
     return table

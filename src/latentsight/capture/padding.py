@@ -21,14 +21,11 @@ def padding_positions(inputs: Any, padding_mask: PaddingMask | None) -> torch.Te
     """``B x T`` booleans, True at real positions: from ``padding_mask(inputs)`` when given,
     else from the ``attention_mask`` entry of mapping inputs when it is ``B x T`` (another form,
     such as ``B x T x T``, is the model's alone), else None (nothing is padding)."""
-    if padding_mask is not None:
-        mask, source = padding_mask(inputs), "Project.padding_mask"
-    elif isinstance(inputs, Mapping) and MASK_KEY in inputs:
-        mask, source = inputs[MASK_KEY], f"the inputs' {MASK_KEY!r}"
-        if not isinstance(mask, torch.Tensor) or mask.dim() != 2:
-            return None
-    else:
-        return None
+    if padding_mask is None:
+        mask = inputs.get(MASK_KEY) if isinstance(inputs, Mapping) else None
+        is_b_by_t = isinstance(mask, torch.Tensor) and mask.dim() == 2
+        return mask.bool() if is_b_by_t else None
+    mask = padding_mask(inputs)
     if not isinstance(mask, torch.Tensor) or mask.dim() != 2:
         described = (
             f"a tensor of shape {tuple(mask.shape)}"
@@ -36,8 +33,8 @@ def padding_positions(inputs: Any, padding_mask: PaddingMask | None) -> torch.Te
             else type(mask).__name__
         )
         raise ProjectError(
-            f"{source} gave {described}: it must be a B x T tensor, 1 or True at the real "
-            "positions of each sequence and 0 or False at padding, e.g. "
+            f"Project.padding_mask gave {described}: it must be a B x T tensor, 1 or True at the "
+            "real positions of each sequence and 0 or False at padding, e.g. "
             "padding_mask=lambda ids: ids != PAD_ID."
         )
     return mask.bool()

@@ -177,11 +177,15 @@ def _runnable(
 
 
 def _raw_activations(
-    model: nn.Module, refs: list[LayerRef], forward: Any
-) -> tuple[dict[LayerRef, tuple[torch.Tensor, nn.Module]], Any]:
-    """Run ``forward`` once, keeping each layer's raw activation and the module that made it."""
+    model: nn.Module, refs: list[LayerRef], inputs: Any
+) -> tuple[dict[LayerRef, tuple[torch.Tensor, nn.Module]], set[LayerRef], Any]:
+    """Run the model once, keeping each layer's raw activation and the module that made it, and
+    the layers whose activation the rest of the pass changes in place (an inplace ReLU after the
+    hooked module), found from tensor versions: the pass runs under no_grad, since inference
+    mode keeps no versions."""
     modules = dict(model.named_modules())
     seen: dict[LayerRef, tuple[torch.Tensor, nn.Module]] = {}
+    versions: dict[LayerRef, int] = {}
     handles = []
     for ref in refs:
         module = modules[ref.module_name]
@@ -194,13 +198,15 @@ def _raw_activations(
                     "layer whose output (or, with ':input', whose input) is a tensor."
                 )
             seen[ref] = (tensor, module)
+            versions[ref] = tensor._version
 
         if ref.point == "input":
             handles.append(module.register_forward_pre_hook(lambda _m, args, keep=keep: keep(args)))
         else:
             handles.append(module.register_forward_hook(lambda _m, _i, out, keep=keep: keep(out)))
     try:
-        outputs = forward()
+        with torch.no_grad():
+            outputs = call_model(model, inputs)
     finally:
         for handle in handles:
             handle.remove()
@@ -210,35 +216,8 @@ def _raw_activations(
             f"Layers {missing} did not run during the forward pass: choose modules that the "
             "model's forward() actually calls."
         )
-    return seen, outputs
-
-
-def _changed_in_place(model: nn.Module, refs: list[LayerRef], inputs: Any) -> set[LayerRef]:
-    """The layers whose activation the rest of the forward pass changes in place (an inplace
-    ReLU after the hooked module), found from tensor versions, which inference mode lacks."""
-    modules = dict(model.named_modules())
-    seen: dict[LayerRef, tuple[torch.Tensor, int]] = {}
-
-    def keep(ref: LayerRef, value: Any) -> None:
-        tensor = first_tensor(value)
-        if tensor is not None:
-            seen[ref] = (tensor, tensor._version)
-
-    handles = []
-    for ref in refs:
-        module = modules[ref.module_name]
-        if ref.point == "input":
-            hook = module.register_forward_pre_hook(lambda _m, args, ref=ref: keep(ref, args))
-        else:
-            hook = module.register_forward_hook(lambda _m, _i, out, ref=ref: keep(ref, out))
-        handles.append(hook)
-    try:
-        with torch.no_grad():
-            call_model(model, inputs)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return {ref for ref, (tensor, version) in seen.items() if tensor._version != version}
+    changed = {ref for ref, (tensor, _) in seen.items() if tensor._version != versions[ref]}
+    return seen, changed, outputs
 
 
 def _scorable(
@@ -450,7 +429,7 @@ def plan_capture(
         raise ProjectError(
             "Project.layers is empty: name at least one layer, or pass None for defaults."
         )
-    raw, outputs = _raw_activations(model, refs, forward)
+    raw, changed_in_place, outputs = _raw_activations(model, refs, inputs)
     if first_tensor(outputs) is not None and not torch.isfinite(first_tensor(outputs)).all():
         raise ProjectError(
             f"The model's outputs on the first batch of {subsets[0].name!r} contain NaN or inf: "
@@ -481,11 +460,7 @@ def plan_capture(
     render = project.render
     if render is None and renders and looks_like_image(first[0].input):
         render = default_render
-    deferred = (
-        frozenset(refs) - _changed_in_place(model, refs, inputs)
-        if resolved_device.type == "cpu"
-        else frozenset()
-    )
+    deferred = frozenset(refs) - changed_in_place if resolved_device.type == "cpu" else frozenset()
     spec = ForwardSpec(
         model=model,
         device=resolved_device,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from latentsight.store.concepts import _info, discovered_file, save_table, settings_info
+from latentsight.store.concepts import discovered_file, save_table, settings_info, table_info
 
 if TYPE_CHECKING:
     from latentsight.discovery.discover import DiscoverySettings
@@ -52,7 +52,7 @@ def save_bank(
     if has_importance(path) and not _finite(bank.table["importance"]):
         made = {"settings": settings_info(settings), "k": k, "per_class": per_class}
         made = json.loads(json.dumps({**made, "subset": subset}))  # as the stored info reads
-        stored = _info(path)
+        stored = table_info(path)
         if keep_unlike or all(stored.get(key) == value for key, value in made.items()):
             bank.notes.append(KEPT.format(path=path))
             return None

@@ -32,12 +32,14 @@ minority labels inside such a group would otherwise look like label errors).
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from latentsight.insights.base import (
     AnalysisContext,
+    AnalysisSettings,
     Detector,
     DetectorResult,
     Evidence,
@@ -84,6 +86,40 @@ def _labels_and_probabilities(
     matrix = np.clip(matrix, 0.0, None)
     matrix /= np.maximum(matrix.sum(axis=1, keepdims=True), 1e-12)
     return labeled, labels.astype(np.int64), matrix
+
+
+@dataclass(frozen=True)
+class SuspectRates:
+    """Each tested region's rate of suspects against the rate elsewhere (hypergeometric, BH);
+    arrays by region, ``masks`` over the labelled samples."""
+
+    masks: np.ndarray
+    k_in: np.ndarray
+    n_in: np.ndarray
+    p: np.ndarray
+    ratio: np.ndarray
+    q: np.ndarray
+    rate_out: np.ndarray
+
+    def reported(self, j: int, settings: AnalysisSettings) -> bool:
+        """Whether region ``j`` holds significantly and substantially more suspects."""
+        return bool(
+            self.q[j] < settings.alpha
+            and self.ratio[j] >= MIN_RATE_RATIO
+            and self.k_in[j] >= settings.min_population
+        )
+
+
+def suspect_rates(
+    regions: list[Population], labeled: np.ndarray, suspects: np.ndarray
+) -> SuspectRates:
+    """Test every region for a raised rate of suspects among its labelled samples."""
+    masks = np.stack([r.mask[labeled] for r in regions])
+    k_in, n_in = (masks & suspects).sum(axis=1), masks.sum(axis=1)
+    k_total, n_total = int(suspects.sum()), len(suspects)
+    p, ratio = enrichment_test(k_in, n_in, np.full(len(regions), k_total), n_total)
+    rate_out = (k_total - k_in) / np.maximum(n_total - n_in, 1)
+    return SuspectRates(masks, k_in, n_in, p, ratio, benjamini_hochberg(p), rate_out)
 
 
 def _model_has_learned(
@@ -216,22 +252,22 @@ class LabelIssues(Detector):
         if not regions:
             return DetectorResult([], scores=scores, info=info)
 
-        masks = np.stack([r.mask[labeled] for r in regions])
-        k_in = (masks & suspects).sum(axis=1)
-        n_in = masks.sum(axis=1)
-        p, ratio = enrichment_test(k_in, n_in, np.full(len(regions), suspects.sum()), len(labels))
-        q = benjamini_hochberg(p)
+        rates = suspect_rates(regions, labeled, suspects)
+        masks, k_in, n_in, p, ratio, q = (
+            rates.masks,
+            rates.k_in,
+            rates.n_in,
+            rates.p,
+            rates.ratio,
+            rates.q,
+        )
         given = pd.Series([ctx.class_label(c) for c in labels])
         said = pd.Series([ctx.class_label(c) for c in suggested])
         insights = []
         held_out = ctx.is_eval[labeled]
         model_doubts = probabilities.argmax(axis=1) != labels
         for j, region in enumerate(regions):
-            if (
-                q[j] >= ctx.settings.alpha
-                or ratio[j] < MIN_RATE_RATIO
-                or k_in[j] < ctx.settings.min_population
-            ):
+            if not rates.reported(j, ctx.settings):
                 continue
             inside = masks[j] & suspects
             n_held_out = int((inside & held_out).sum())
@@ -252,8 +288,7 @@ class LabelIssues(Detector):
                 continue
             population = np.zeros(ctx.n, bool)
             population[labeled] = inside
-            rate_in = k_in[j] / n_in[j]
-            rate_out = (suspects.sum() - k_in[j]) / max(len(labels) - n_in[j], 1)
+            rate_in, rate_out = k_in[j] / n_in[j], rates.rate_out[j]
             pairs = pd.Series(list(zip(given[inside], said[inside], strict=True)))
             words = [
                 e.text for e in enriched_metadata(ctx.samples, ctx.metadata_columns, population)

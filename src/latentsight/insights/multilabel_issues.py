@@ -31,9 +31,9 @@ from latentsight.insights.base import (
     register,
 )
 from latentsight.insights.describe import enriched_metadata
-from latentsight.insights.label_issues import ACTION, KIND, MIN_RATE_RATIO, NEIGHBOUR_MAJORITY
+from latentsight.insights.label_issues import ACTION, KIND, NEIGHBOUR_MAJORITY, suspect_rates
 from latentsight.insights.populations import cluster_populations, metadata_populations
-from latentsight.insights.stats import benjamini_hochberg, binomial_test, enrichment_test
+from latentsight.insights.stats import binomial_test
 
 
 def _labels_and_probabilities(
@@ -161,16 +161,19 @@ class MultilabelLabelIssues(Detector):
         info["tested"] = len(regions)
         if not regions:
             return DetectorResult([], scores=scores, info=info)
-        masks = np.stack([r.mask[labeled] for r in regions])
-        k_in, n_in = (masks & suspects).sum(axis=1), masks.sum(axis=1)
-        p, ratio = enrichment_test(k_in, n_in, np.full(len(regions), suspects.sum()), len(labels))
-        q = benjamini_hochberg(p)
+        rates = suspect_rates(regions, labeled, suspects)
+        masks, k_in, n_in, p, ratio, q = (
+            rates.masks,
+            rates.k_in,
+            rates.n_in,
+            rates.p,
+            rates.ratio,
+            rates.q,
+        )
         wrong = (probabilities > 0.5) != labels
         insights = []
         for j, region in enumerate(regions):
-            if q[j] >= ctx.settings.alpha or ratio[j] < MIN_RATE_RATIO:
-                continue
-            if k_in[j] < ctx.settings.min_population:
+            if not rates.reported(j, ctx.settings):
                 continue
             inside = masks[j] & suspects
             label = int(wrong[inside].sum(axis=0).argmax())
@@ -178,9 +181,8 @@ class MultilabelLabelIssues(Detector):
             given_off = int((inside & wrong[:, label] & ~labels[:, label]).sum())
             population = np.zeros(ctx.n, bool)
             population[labeled] = inside
-            rate_in = k_in[j] / n_in[j]
+            rate_in, rate_out = k_in[j] / n_in[j], rates.rate_out[j]
             n_out = max(len(labels) - n_in[j], 1)
-            rate_out = (suspects.sum() - k_in[j]) / n_out
             # with no suspect outside, the ratio is read with half a suspect there (finite rank)
             effect = float(ratio[j]) if rate_out > 0 else rate_in / (0.5 / n_out)
             elsewhere = f"{ratio[j]:.2g}x the rate elsewhere" if rate_out > 0 else "none elsewhere"

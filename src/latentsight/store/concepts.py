@@ -44,7 +44,7 @@ class StoredTable:
     @property
     def info(self) -> dict[str, Any]:
         """How the table was made (settings, subset, layer, time), as recorded when stored."""
-        return _info(self.file)
+        return table_info(self.file)
 
 
 def neurons_file(run_path: Path, layer: str) -> Path:
@@ -95,15 +95,15 @@ def stored_tables(run_path: str | Path) -> list[StoredTable]:
     for file in sorted(folder.glob(f"{NEURONS}*.parquet")):
         name = file.stem
         if _readable(file):
-            layer = _info(file).get("layer", name.removeprefix(NEURONS))
+            layer = table_info(file).get("layer", name.removeprefix(NEURONS))
             found.append(StoredTable(name, f"Neuron concepts at {layer}", file))
     for file in sorted(folder.glob(f"{DISCOVERED}*.parquet")):
         if _readable(file):
-            layer = _info(file).get("layer", file.stem.removeprefix(DISCOVERED))
+            layer = table_info(file).get("layer", file.stem.removeprefix(DISCOVERED))
             found.append(StoredTable(file.stem, f"Discovered concepts at {layer}", file))
     audit = audit_file(folder.parent)
     if audit.is_file() and _readable(audit):
-        layer = _info(audit).get("layer", "")
+        layer = table_info(audit).get("layer", "")
         title = "Spurious-feature audit" + (f" at {layer}" if layer else "")
         found.append(StoredTable(AUDIT, title, audit))
     return found
@@ -114,7 +114,8 @@ def read_table(table: StoredTable) -> pd.DataFrame:
     return pq.read_table(table.file).to_pandas()
 
 
-def _info(file: Path) -> dict[str, Any]:
+def table_info(file: Path) -> dict[str, Any]:
+    """How a stored concept table was made (its schema metadata); empty when it records none."""
     try:
         metadata = pq.read_schema(file).metadata or {}
         return json.loads(metadata.get(_METADATA_KEY, b"{}"))
