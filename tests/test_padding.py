@@ -203,3 +203,43 @@ def test_inputs_without_a_mask_have_no_padding():
         {"input_ids": torch.ones(2, 3), "attention_mask": torch.ones(2, 3)}, None
     )
     assert mask.dtype == torch.bool and mask.shape == (2, 3)
+
+
+class MeanOfEmbeddings(nn.Module):
+    """Embeddings, a per-position layer and a mean over real positions that stays finite (zero)
+    for a sequence without any, as a bag-of-words model does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Embedding(VOCABULARY, 8, padding_idx=PAD_ID)
+        self.positions = nn.Linear(8, 8)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        real = (ids != PAD_ID).unsqueeze(2).float()
+        hidden = self.positions(self.embed(ids))
+        return self.head((hidden * real).sum(dim=1) / real.sum(dim=1).clamp(min=1))
+
+
+def test_a_sample_without_real_positions_is_quarantined_not_given_zero_latents(tmp_path):
+    sequences = _sequences(20)
+    empty = {1, 11}
+    for index in empty:
+        sequences[index] = torch.full((4,), PAD_ID)
+    project = ls.Project(
+        model=MeanOfEmbeddings(),
+        data={"train": [(ids, 0) for ids in sequences]},
+        loss=ls.losses.cross_entropy,
+        layers=["positions", "head:input"],
+        collate=_ids_collate,
+        padding_mask=lambda ids: ids != PAD_ID,
+    )
+    report = ls.check(project)
+    assert any(w.startswith("train/1: no real positions") for w in report.warnings)
+
+    run = _capture(project, tmp_path / "run", batch_size=8)
+    assert sorted(run.quarantine["id"]) == ["train/1", "train/11"]
+    assert all(error.startswith("no real positions") for error in run.quarantine["error"])
+    assert sorted(run.samples["index"]) == sorted(set(range(20)) - empty)
+    assert np.abs(run.latent("positions")).sum(axis=1).min() > 0

@@ -89,6 +89,24 @@ def _renders(
     ]
 
 
+NON_FINITE = "non-finite (NaN or inf) outputs, loss or activations"
+NO_REAL_POSITIONS = (
+    "no real positions: its padding mask (attention_mask or Project.padding_mask) marks every "
+    "position as padding, so its sequence layers have nothing to pool; give every sample at "
+    "least one real position, or leave empty sequences out of the data"
+)
+
+
+def _without_real_positions(
+    recorder: LayerRecorder, mask: torch.Tensor | None, size: int
+) -> np.ndarray:
+    """Which rows have no real position in a batch whose masked sequence layers pool over it."""
+    masked = any(pooler.masked for pooler in recorder.poolers.values())
+    if not masked or mask is None or mask.shape[0] != size:
+        return np.zeros(size, dtype=bool)
+    return (~mask.any(dim=1)).cpu().numpy()
+
+
 def forward_items(spec: ForwardSpec, items: Sequence[ParsedItem]) -> ForwardResult:
     """Run the model on the items and compute everything capture stores for them.
 
@@ -101,7 +119,8 @@ def forward_items(spec: ForwardSpec, items: Sequence[ParsedItem]) -> ForwardResu
     with torch.inference_mode():
         inputs = to_device(batch.inputs, spec.device)
         with stage("padding mask"):
-            spec.recorder.start(padding_positions(inputs, spec.padding_mask))
+            mask = padding_positions(inputs, spec.padding_mask)
+            spec.recorder.start(mask)
         with stage("forward"):
             outputs = call_model(spec.model, inputs)
             pooled = spec.recorder.take()
@@ -120,7 +139,11 @@ def forward_items(spec: ForwardSpec, items: Sequence[ParsedItem]) -> ForwardResu
         }
         stored = {name: _numpy(value) for name, value in computed.items()}
         scores = [value for name, value in stored.items() if name.startswith(("loss", "metric_"))]
-        keep = rows_finite(per_sample_floats(outputs, size), scores + list(latents.values()), size)
+        finite = rows_finite(
+            per_sample_floats(outputs, size), scores + list(latents.values()), size
+        )
+        empty = _without_real_positions(spec.recorder, mask, size)
+        keep = finite & ~empty
     columns: dict[str, Any] = {
         "id": batch.ids,
         "subset": [item.subset for item in items],
@@ -142,8 +165,8 @@ def forward_items(spec: ForwardSpec, items: Sequence[ParsedItem]) -> ForwardResu
     if keep.all():
         return ForwardResult(list(items), columns, latents, renders)
     non_finite = [
-        (item, "non-finite (NaN or inf) outputs, loss or activations")
-        for item, kept in zip(items, keep, strict=True)
+        (item, NO_REAL_POSITIONS if is_empty else NON_FINITE)
+        for item, kept, is_empty in zip(items, keep, empty, strict=True)
         if not kept
     ]
     columns = {name: _select(value, keep) for name, value in columns.items()}

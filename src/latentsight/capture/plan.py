@@ -15,7 +15,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from latentsight.capture.forward import ForwardResult, ForwardSpec, call_model, forward_items
+from latentsight.capture.forward import (
+    NO_REAL_POSITIONS,
+    ForwardResult,
+    ForwardSpec,
+    call_model,
+    forward_items,
+)
 from latentsight.capture.items import (
     FailedItem,
     ParsedItem,
@@ -485,8 +491,14 @@ def plan_capture(
     metadata_columns: list[str] = []
     for subset in subsets:
         checked[subset.name], result = _scorable(spec, checked[subset.name], warnings)
-        if result.non_finite:
-            item, reason = result.non_finite[0]
+        warnings.extend(
+            f"{item.id}: {reason} (it will be quarantined)"
+            for item, reason in result.non_finite
+            if reason == NO_REAL_POSITIONS
+        )
+        non_finite = [pair for pair in result.non_finite if pair[1] != NO_REAL_POSITIONS]
+        if non_finite:
+            item, reason = non_finite[0]
             raise ProjectError(
                 f"{item.id!r} gives {reason} on the first batch: check the model's weights, the "
                 "loss and the input normalisation."
