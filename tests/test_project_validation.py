@@ -250,6 +250,93 @@ def test_a_layer_that_never_runs_is_named():
         ls.check(project(model=WithUnused(), layers=["unused"]))
 
 
+class SequenceFirstText(nn.Module):
+    """A GRU left at its default batch_first=False: its output is time x batch x features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Embedding(10, 8)
+        self.gru = nn.GRU(8, 8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        hidden, _ = self.gru(self.embed(ids).transpose(0, 1))
+        return self.head(hidden.mean(dim=0))
+
+
+class PerImageBackbone(TinyCNN):
+    """Runs its convolutions on one image at a time, as detectors taking a list of images do;
+    ``per_image_below`` decides from which batch size down it does (0: never)."""
+
+    def __init__(self, per_image_below: int = 10**6) -> None:
+        super().__init__()
+        self.per_image_below = per_image_below
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if len(x) < self.per_image_below:
+            maps = torch.cat([self.features(image[None]) for image in x])
+        else:
+            maps = self.features(x)
+        return self.fc(self.pool(maps).flatten(1))
+
+
+class Siamese(TinyCNN):
+    """One encoder applied to the image and to its mirror image."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        both = self.pool(self.features(x)) + self.pool(self.features(x.flip(3)))
+        return self.fc(both.flatten(1))
+
+
+def test_a_sequence_first_layer_is_refused_with_its_shape():
+    ids = torch.randint(0, 10, (8, 5), generator=torch.Generator().manual_seed(0))
+    data = {"train": [(ids[i], i % 3) for i in range(8)]}
+    with pytest.raises(
+        ls.ProjectError, match=r"'gru'.*shape \(5, 8, 8\) for a batch of 8.*batch_first"
+    ):
+        ls.check(project(model=SequenceFirstText(), data=data, layers=["gru", "head:input"]))
+
+
+def test_a_layer_run_once_per_image_or_twice_per_batch_is_refused():
+    with pytest.raises(ls.ProjectError, match=r"'features'.*shape \(1, 16, 12, 12\).*each image"):
+        ls.check(project(model=PerImageBackbone(), layers=["features"]))
+    with pytest.raises(ls.ProjectError, match=r"'features' ran more than once"):
+        ls.check(project(model=Siamese(), layers=["features"]))
+
+
+def test_default_layers_skip_modules_that_do_not_run_once_on_the_whole_batch():
+    plan = ls.check(project(model=PerImageBackbone()))
+    assert [ref.name for ref, _ in plan.layers] == ["fc:input"]
+    assert [ref.name for ref, _ in ls.check(project()).layers] == ["features", "fc:input"]
+
+
+def test_a_layer_that_stops_running_on_the_whole_batch_stops_the_capture(tmp_path):
+    data = {"train": image_items(10, 1)}
+    model = PerImageBackbone(per_image_below=4)  # the last batch, of 2, runs image by image
+    with pytest.raises(
+        ls.ProjectError, match=r"'features'.*for a batch of 2.*stopped at 'train/8'"
+    ):
+        ls.analyze(
+            project(model=model, data=data, layers=["features"]),
+            tmp_path / "run",
+            batch_size=4,
+            chunk_size=4,
+            insights=False,
+            progress=False,
+        )
+    resumable = ls.analyze(
+        project(model=PerImageBackbone(per_image_below=0), data=data, layers=["features"]),
+        tmp_path / "run",
+        batch_size=4,
+        chunk_size=4,
+        resume=True,
+        insights=False,
+        progress=False,
+    )
+    assert len(resumable.samples) == 10
+
+
 def test_check_reports_what_it_found(metadata):
     plan = ls.check(
         project(data={"train": image_items(40, 1), "val": image_items(24, 2)}, metadata=metadata)

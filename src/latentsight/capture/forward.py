@@ -120,7 +120,7 @@ def forward_items(spec: ForwardSpec, items: Sequence[ParsedItem]) -> ForwardResu
         inputs = to_device(batch.inputs, spec.device)
         with stage("padding mask"):
             mask = padding_positions(inputs, spec.padding_mask)
-            spec.recorder.start(mask)
+            spec.recorder.start(size, mask)
         with stage("forward"):
             outputs = call_model(spec.model, inputs)
             pooled = spec.recorder.take()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -85,11 +86,34 @@ def first_tensor(value: Any) -> torch.Tensor | None:
     return None
 
 
-def default_layers(model: nn.Module, forward: Callable[[], Any]) -> list[LayerRef]:
+def check_batch_first(ref: LayerRef, activation: torch.Tensor, batch_size: int) -> None:
+    """Refuse an activation that does not hold one row per sample of the batch, batch first."""
+    if activation.dim() == 0 or activation.shape[0] != batch_size:
+        raise ProjectError(
+            f"Layer {ref.name!r} gave an activation of shape {tuple(activation.shape)} for a "
+            f"batch of {batch_size} samples: latentsight pools one row per sample, so the "
+            "activation must have the batch first. A sequence-first module (nn.GRU, nn.LSTM or "
+            "a transformer layer without batch_first=True) or one the model calls on part of the "
+            "batch (each image alone) cannot be recorded: choose a module that runs on the whole "
+            "batch, batch first."
+        )
+
+
+def ran_again_error(ref: LayerRef) -> ProjectError:
+    """The error for a layer whose module ran twice in one forward pass."""
+    return ProjectError(
+        f"Layer {ref.name!r} ran more than once in one forward pass (the model calls its module "
+        "several times: once per image, per time step or in two branches), so its activations "
+        "cannot be told apart: choose a module that runs once per batch."
+    )
+
+
+def default_layers(model: nn.Module, forward: Callable[[], Any], batch_size: int) -> list[LayerRef]:
     """Pick the last spatial feature map (the last convolutional block) and the classifier's input.
 
     Runs ``forward`` once with a hook on every module to see, in execution order, which modules
-    produce spatial maps and which Linear module runs last.
+    produce spatial maps and which Linear module runs last; a module that runs more than once or
+    whose output is not batch first is never chosen.
     """
     fired: list[tuple[str, torch.Tensor | None]] = []
     handles = [
@@ -105,6 +129,12 @@ def default_layers(model: nn.Module, forward: Callable[[], Any]) -> list[LayerRe
         for handle in handles:
             handle.remove()
     modules = dict(model.named_modules())
+    runs = Counter(name for name, _ in fired)
+    fired = [
+        (name, out)
+        for name, out in fired
+        if runs[name] == 1 and (out is None or (out.dim() > 0 and out.shape[0] == batch_size))
+    ]
     chosen: list[LayerRef] = []
     spatial = [
         name

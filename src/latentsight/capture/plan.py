@@ -30,7 +30,14 @@ from latentsight.capture.items import (
     load_item,
     to_device,
 )
-from latentsight.capture.layers import LayerRef, default_layers, first_tensor, resolve_layers
+from latentsight.capture.layers import (
+    LayerRef,
+    check_batch_first,
+    default_layers,
+    first_tensor,
+    ran_again_error,
+    resolve_layers,
+)
 from latentsight.capture.metadata import MetadataSource
 from latentsight.capture.outputs import check_task, infer_task, logits_of
 from latentsight.capture.padding import padding_positions
@@ -183,7 +190,7 @@ def _runnable(
 
 
 def _raw_activations(
-    model: nn.Module, refs: list[LayerRef], inputs: Any
+    model: nn.Module, refs: list[LayerRef], inputs: Any, batch_size: int
 ) -> tuple[dict[LayerRef, tuple[torch.Tensor, nn.Module]], set[LayerRef], Any]:
     """Run the model once, keeping each layer's raw activation and the module that made it, and
     the layers whose activation the rest of the pass changes in place (an inplace ReLU after the
@@ -203,6 +210,9 @@ def _raw_activations(
                     f"Layer {ref.name!r} produced no tensor ({type(value).__name__}): choose a "
                     "layer whose output (or, with ':input', whose input) is a tensor."
                 )
+            if ref in seen:
+                raise ran_again_error(ref)
+            check_batch_first(ref, tensor, batch_size)
             seen[ref] = (tensor, module)
             versions[ref] = tensor._version
 
@@ -427,7 +437,7 @@ def plan_capture(
 
     layers_defaulted = project.layers is None
     refs = (
-        default_layers(model, forward)
+        default_layers(model, forward, len(first))
         if layers_defaulted
         else resolve_layers(model, project.layers)
     )
@@ -435,7 +445,7 @@ def plan_capture(
         raise ProjectError(
             "Project.layers is empty: name at least one layer, or pass None for defaults."
         )
-    raw, changed_in_place, outputs = _raw_activations(model, refs, inputs)
+    raw, changed_in_place, outputs = _raw_activations(model, refs, inputs, len(first))
     if first_tensor(outputs) is not None and not torch.isfinite(first_tensor(outputs)).all():
         raise ProjectError(
             f"The model's outputs on the first batch of {subsets[0].name!r} contain NaN or inf: "

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from latentsight.capture.layers import LayerRef, first_tensor
+from latentsight.capture.layers import LayerRef, check_batch_first, first_tensor, ran_again_error
 from latentsight.capture.pooling import LayerPooler
 from latentsight.errors import ProjectError
 
@@ -39,6 +39,7 @@ class LayerRecorder:
         self.modules = {ref: modules[ref.module_name] for ref in poolers}
         self.pooled: dict[str, dict[str, torch.Tensor]] = {}
         self.kept: dict[LayerRef, torch.Tensor] = {}
+        self.batch_size = 0
         self.mask: torch.Tensor | None = None
 
     def _record(self, ref: LayerRef, value: Any) -> None:
@@ -48,6 +49,9 @@ class LayerRecorder:
                 f"Layer {ref.name!r} produced no tensor ({type(value).__name__}): choose a layer "
                 "whose output (or, with ':input', whose input) is a tensor."
             )
+        if ref in self.kept or ref.name in self.pooled:
+            raise ran_again_error(ref)
+        check_batch_first(ref, activation, self.batch_size)
         if ref in self.deferred:
             self.kept[ref] = activation
         else:
@@ -76,11 +80,13 @@ class LayerRecorder:
             for handle in handles:
                 handle.remove()
 
-    def start(self, mask: torch.Tensor | None) -> None:
-        """Begin a forward pass: forget what an earlier (possibly failed) one recorded, and pool
-        masked sequence layers over ``mask``, the batch's real positions."""
+    def start(self, batch_size: int, mask: torch.Tensor | None) -> None:
+        """Begin a forward pass over ``batch_size`` samples: forget what an earlier (possibly
+        failed) one recorded, and pool masked sequence layers over ``mask``, the batch's real
+        positions."""
         self.pooled = {}
         self.kept = {}
+        self.batch_size = batch_size
         self.mask = mask
 
     def take(self) -> dict[str, dict[str, torch.Tensor]]:
