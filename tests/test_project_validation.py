@@ -185,6 +185,35 @@ def test_metadata_with_duplicated_ids_is_refused():
         ls.check(project(metadata=frame))
 
 
+def test_missing_metadata_values_are_stored_as_nulls(tmp_path):
+    ids = [f"train/{i}" for i in range(16)] + [f"val/{i}" for i in range(8)]
+    weather = ["sun", "rain", None, "snow"] * 6
+    frame = pd.DataFrame({"id": ids, "weather": pd.Series(weather, dtype="str")})
+    frame["exposure"] = [math.nan if i % 5 == 0 else i / 10 for i in range(24)]
+    run = ls.analyze(project(metadata=frame), tmp_path / "run", insights=False, progress=False)
+    stored = run.samples.set_index("id").loc[ids]
+    assert stored["weather"].isna().tolist() == [value is None for value in weather]
+    assert stored["weather"].dropna().tolist() == [value for value in weather if value]
+    assert stored["exposure"].isna().tolist() == [i % 5 == 0 for i in range(24)]
+    assert run.sql("SELECT count(*) FROM samples WHERE weather IS NULL").fetchall() == [(6,)]
+
+
+def test_a_metadata_column_that_changes_kind_is_refused_naming_both_samples():
+    ids = [f"train/{i}" for i in range(16)] + [f"val/{i}" for i in range(8)]
+    frame = pd.DataFrame({"id": ids, "camera": ["north", 3] * 12})
+    with pytest.raises(
+        ls.ProjectError,
+        match=r"'camera' mixes kinds.*string for 'train/0' \('north'\) but number for 'train/1'",
+    ):
+        ls.check(project(metadata=frame))
+
+    def by_subset(subset, index):
+        return {"site": index if subset == "train" else f"site-{index}"}
+
+    with pytest.raises(ls.ProjectError, match=r"'site' mixes kinds.*but string for 'val/0'"):
+        ls.check(project(metadata=by_subset))
+
+
 def test_metadata_column_clashing_with_a_stored_column_is_refused():
     ids = [f"train/{i}" for i in range(16)] + [f"val/{i}" for i in range(8)]
     frame = pd.DataFrame({"id": ids, "loss": range(24)})

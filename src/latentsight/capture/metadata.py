@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,6 +35,7 @@ class MetadataSource:
     def __init__(self, metadata: pd.DataFrame | MetadataFn | None) -> None:
         self._frame: pd.DataFrame | None = None
         self._fn: MetadataFn | None = None
+        self._kinds: dict[str, tuple[str, str, Any]] = {}
         if isinstance(metadata, pd.DataFrame):
             self._frame = _index_by_id(metadata)
             _check_names(self._frame.columns)
@@ -109,7 +112,24 @@ class MetadataSource:
             ]
             for name in names
         }
+        for name, values in columns.items():
+            self._check_kind(name, values, items)
         return columns
+
+    def _check_kind(self, name: str, values: list[Any], items: Sequence[ParsedItem]) -> None:
+        """Refuse a column whose values change kind (number, string, bool, time) from sample to
+        sample: a stored column has one type, which the first value seen decides."""
+        for value, item in zip(values, items, strict=True):
+            if value is None:
+                continue
+            kind = _kind(value)
+            first = self._kinds.setdefault(name, (kind, item.id, value))
+            if first[0] != kind:
+                raise ProjectError(
+                    f"Metadata column {name!r} mixes kinds of value: {first[0]} for {first[1]!r} "
+                    f"({first[2]!r}) but {kind} for {item.id!r} ({value!r}). Give each column "
+                    "one kind (numbers, strings, bools or times); write a missing value as None."
+                )
 
 
 def _index_by_id(frame: pd.DataFrame) -> pd.DataFrame:
@@ -143,13 +163,27 @@ def _check_names(names: Sequence[Any]) -> None:
             )
 
 
+def _kind(value: bool | int | float | str | datetime.datetime) -> str:
+    """The kind of a stored metadata value, which one column must not change."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "string" if isinstance(value, str) else "time"
+
+
 def _scalar(value: Any, name: str, item: ParsedItem) -> Any:
+    """The value as stored: a plain scalar, None for a missing one (None, NaN, NA, NaT)."""
     if isinstance(value, np.generic):
-        return value.item()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
+        value = value.item()
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
     if isinstance(value, pd.Timestamp):
         return value.to_pydatetime()
+    if isinstance(value, (bool, int, float, str)):
+        return value
     raise ProjectError(
         f"Metadata column {name!r} of sample {item.id!r} holds a {type(value).__name__}; "
         "metadata values must be scalars (number, string, bool): split it into columns."
