@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -196,7 +197,7 @@ def test_classification_declared_for_a_tuple_output_names_the_fix():
         ls.check(project)
 
 
-def test_a_dict_output_with_logits_gives_predictions(tmp_path):
+def test_a_dict_output_with_logits_gives_predictions_and_the_ready_made_loss(tmp_path):
     class WithLogits(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -211,14 +212,29 @@ def test_a_dict_output_with_logits_gives_predictions(tmp_path):
     project = ls.Project(
         model=model,
         data={"train": data},
-        loss=lambda out, y: F.cross_entropy(out["logits"], y, reduction="none"),
+        loss=ls.losses.cross_entropy,
         layers=["fc:input"],
     )
     run = ls.analyze(project, out=tmp_path / "run", progress=False, insights=False)
     assert run.manifest["task"] == "classification"
     with torch.inference_mode():
-        expected = model.fc(torch.stack([x for x, _ in data])).argmax(dim=1).numpy()
-    assert (run.samples["prediction"].to_numpy() == expected).all()
+        logits = model.fc(torch.stack([x for x, _ in data]))
+    expected_loss = F.cross_entropy(logits, torch.tensor([y for _, y in data]), reduction="none")
+    assert (run.samples["prediction"].to_numpy() == logits.argmax(dim=1).numpy()).all()
+    np.testing.assert_allclose(run.samples["loss"], expected_loss.numpy(), rtol=1e-6)
+
+
+def test_cross_entropy_takes_class_probabilities_as_targets():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 4, generator=generator)
+    labels = torch.randint(0, 4, (6,), generator=generator)
+    smoothed = F.one_hot(labels, 4).float() * 0.9 + 0.1 / 4
+    expected = -(smoothed * logits.log_softmax(dim=1)).sum(dim=1)
+    torch.testing.assert_close(ls.losses.cross_entropy(logits, smoothed), expected)
+    torch.testing.assert_close(
+        ls.losses.cross_entropy(logits, F.one_hot(labels, 4).float()),
+        ls.losses.cross_entropy(logits, labels),
+    )
 
 
 def test_nan_in_a_tuple_output_quarantines_the_sample(tmp_path):

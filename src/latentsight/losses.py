@@ -1,30 +1,49 @@
-"""Ready-made per-sample losses: each returns one value per sample, never a batch mean."""
+"""Ready-made per-sample losses: each returns one value per sample, never a batch mean.
+
+Each takes the model's outputs as they are: a tensor, or a mapping with a ``"logits"`` entry (as
+Hugging Face models return), the tensor that predictions are read from too.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from latentsight.capture.outputs import logits_of
+
 __all__ = ["binary_cross_entropy", "cross_entropy", "mse"]
 
 
-def cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of class logits ``B x C`` against integer labels ``B``."""
-    return F.cross_entropy(outputs, targets.long(), reduction="none")
+def _scores(outputs: Any) -> torch.Tensor:
+    logits = logits_of(outputs)
+    return outputs if logits is None else logits
 
 
-def binary_cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def cross_entropy(outputs: Any, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of class logits ``B x C`` against integer labels ``B``, or against class
+    probabilities ``B x C`` (one-hot or label-smoothed float targets)."""
+    logits = _scores(outputs)
+    if targets.is_floating_point() and targets.shape == logits.shape:
+        return F.cross_entropy(logits, targets.to(logits.dtype), reduction="none")
+    return F.cross_entropy(logits, targets.long(), reduction="none")
+
+
+def binary_cross_entropy(outputs: Any, targets: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy of logits against 0/1 targets, averaged over all but the batch dim."""
+    logits = _scores(outputs)
     per_element = F.binary_cross_entropy_with_logits(
-        outputs, targets.to(outputs.dtype).reshape(outputs.shape), reduction="none"
+        logits, targets.to(logits.dtype).reshape(logits.shape), reduction="none"
     )
-    return per_element.reshape(len(outputs), -1).mean(dim=1)
+    return per_element.reshape(len(logits), -1).mean(dim=1)
 
 
-def mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def mse(outputs: Any, targets: torch.Tensor) -> torch.Tensor:
     """Squared error averaged over all but the batch dim (regression)."""
-    diff = outputs - targets.to(outputs.dtype).reshape(outputs.shape)
-    return diff.pow(2).reshape(len(outputs), -1).mean(dim=1)
+    predictions = _scores(outputs)
+    diff = predictions - targets.to(predictions.dtype).reshape(predictions.shape)
+    return diff.pow(2).reshape(len(predictions), -1).mean(dim=1)
 
 
 cross_entropy.task = "classification"  # type: ignore[attr-defined]
