@@ -101,6 +101,17 @@ def test_a_model_named_instead_of_a_project_says_to_wrap_it(workdir):
     assert "Traceback" not in result.stderr
 
 
+def test_a_project_function_that_needs_arguments_is_named_without_a_traceback(workdir):
+    (workdir / "toy_factory.py").write_text(
+        "import latentsight as ls\n\ndef make(data_dir):\n    raise AssertionError\n"
+    )
+    result = latentsight("check", "toy_factory:make", cwd=workdir)
+    assert result.returncode == 2
+    assert "toy_factory:make (a function building the project) cannot be called" in result.stderr
+    assert "missing a required argument: 'data_dir'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_unknown_module_is_explained(workdir):
     result = latentsight("check", "no_such_module:project", cwd=workdir)
     assert result.returncode == 2

@@ -257,6 +257,26 @@ def test_model_factory_must_return_a_module():
         ls.check(project(model=lambda: "not a model"))
 
 
+def test_a_model_factory_that_needs_arguments_is_refused_with_the_fix():
+    def build(depth):
+        raise AssertionError("never called")
+
+    with pytest.raises(ls.ProjectError, match=r"factory .*build cannot be called.*'depth'.*lambda"):
+        ls.check(project(model=build))
+
+
+def test_metrics_given_as_a_list_are_refused_with_the_form():
+    accuracy = ls.Metric(lambda outputs, targets: outputs.argmax(1) == targets, better="higher")
+    with pytest.raises(ls.ProjectError, match=r"metrics must be a dict.*got list"):
+        project(metrics=[accuracy])
+
+
+def test_a_metric_returning_its_mean_gets_the_metric_help():
+    mean = ls.Metric(lambda o, t: (o.argmax(1) == t).float().mean(), better="higher")
+    with pytest.raises(ls.ProjectError, match=r"metric 'acc' returned a single number.*A metric"):
+        ls.check(project(metrics={"acc": mean}))
+
+
 def test_metric_needs_a_direction():
     with pytest.raises(ls.ProjectError, match=r"latentsight.Metric"):
         project(metrics={"accuracy": lambda outputs, targets: outputs.argmax(1) == targets})

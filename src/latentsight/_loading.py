@@ -10,7 +10,7 @@ from pathlib import Path
 from torch import nn
 
 from latentsight.errors import ProjectError
-from latentsight.project import Project
+from latentsight.project import Project, call_without_arguments
 
 PROJECT_SPEC = "project_spec"
 
@@ -58,7 +58,7 @@ def load_project(target: str) -> Project:
             "name that."
         )
     if callable(value) and not isinstance(value, Project):
-        value = value()
+        value = call_without_arguments(value, f"{target} (a function building the project)")
     if not isinstance(value, Project):
         raise ProjectError(
             f"{target} is a {type(value).__name__}, not a latentsight.Project (or a function "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,6 +17,22 @@ LossFn = Callable[[Any, Any], "torch.Tensor | Mapping[str, torch.Tensor]"]
 MetadataFn = Callable[[str, int], Mapping[str, Any]]
 Task = Literal["auto", "classification", "binary", "multilabel", "regression", "other"]
 TASKS: tuple[str, ...] = ("auto", "classification", "binary", "multilabel", "regression", "other")
+
+
+def call_without_arguments(factory: Callable[[], Any], what: str) -> Any:
+    """Call a factory the user gave (of the model, of the project), refusing one that needs
+    arguments with a message instead of a TypeError from inside it."""
+    name = getattr(factory, "__qualname__", type(factory).__name__)
+    try:
+        inspect.signature(factory).bind()
+    except TypeError as error:
+        raise ProjectError(
+            f"{what} cannot be called without arguments ({error}): give a function that "
+            f"needs none, e.g. lambda: {name}(...), or functools.partial({name}, ...)."
+        ) from None
+    except ValueError:  # no signature to read (some built-ins): calling it will tell
+        pass
+    return factory()
 
 
 @dataclass(frozen=True)
@@ -129,6 +146,12 @@ class Project:
             )
         if self.task not in TASKS:
             raise ProjectError(f"Project.task must be one of {TASKS}, got {self.task!r}.")
+        if not isinstance(self.metrics, Mapping):
+            raise ProjectError(
+                f"Project.metrics must be a dict of name to latentsight.Metric, e.g. "
+                f"{{'iou': latentsight.Metric(iou, better='higher')}}; got "
+                f"{type(self.metrics).__name__}."
+            )
         for metric_name, metric in self.metrics.items():
             if not isinstance(metric, Metric):
                 raise ProjectError(
@@ -158,7 +181,9 @@ class Project:
                         f"Project.model must be a torch.nn.Module or a callable returning one, "
                         f"got {type(model).__name__}."
                     )
-                model = model()
+                model = call_without_arguments(
+                    model, f"The model factory {getattr(model, '__qualname__', 'given')}"
+                )
                 if not isinstance(model, nn.Module):
                     raise ProjectError(
                         f"The model factory returned a {type(model).__name__}, not a "

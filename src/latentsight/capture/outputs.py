@@ -17,6 +17,10 @@ LOSS_HELP = (
     "The loss must return one value per sample (a Tensor of shape [B]) or a dict of such "
     "components; for torch losses pass reduction='none', e.g. latentsight.losses.cross_entropy."
 )
+METRIC_HELP = (
+    "A metric must return one value per sample (a Tensor of shape [B]), e.g. "
+    "(outputs.argmax(dim=1) == targets).float() rather than its mean."
+)
 
 
 def logits_of(outputs: Any) -> torch.Tensor | None:
@@ -105,14 +109,15 @@ def _kind(outputs: Any) -> str:
 
 def per_sample(value: Any, batch_size: int, what: str) -> torch.Tensor:
     """Check that a loss or metric gave one finite-or-not value per sample and flatten it."""
+    help_text = METRIC_HELP if what.startswith("metric") else LOSS_HELP
     if not isinstance(value, torch.Tensor):
-        raise ProjectError(f"The {what} returned a {type(value).__name__}. {LOSS_HELP}")
+        raise ProjectError(f"The {what} returned a {type(value).__name__}. {help_text}")
     if value.dim() == 0:
-        raise ProjectError(f"The {what} returned a single number for the batch. {LOSS_HELP}")
+        raise ProjectError(f"The {what} returned a single number for the batch. {help_text}")
     if value.numel() != batch_size or value.shape[0] != batch_size:
         raise ProjectError(
             f"The {what} returned shape {tuple(value.shape)} for a batch of {batch_size}. "
-            f"{LOSS_HELP}"
+            f"{help_text}"
         )
     return value.detach().reshape(batch_size).float()
 
