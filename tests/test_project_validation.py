@@ -229,6 +229,20 @@ def test_nan_outputs_are_refused_before_the_pass():
         ls.check(project(model=model))
 
 
+def test_a_nan_sample_in_the_first_batch_is_listed_and_quarantined_alone(tmp_path):
+    items = image_items(16, 1)
+    items[3] = (items[3][0].clone().fill_(math.nan), items[3][1])
+    report = ls.check(project(data={"train": items}))
+    assert [w for w in report.warnings if w.startswith("train/")] == [
+        "train/3: non-finite (NaN or inf) outputs, loss or activations (it will be quarantined)"
+    ]
+    run = ls.analyze(
+        project(data={"train": items}), tmp_path / "run", insights=False, progress=False
+    )
+    assert run.quarantine["id"].tolist() == ["train/3"]
+    assert len(run.samples) == 15
+
+
 def test_empty_subset_is_refused():
     with pytest.raises(ls.ProjectError, match="Subset 'val' is empty"):
         project(data={"train": image_items(4, 1), "val": []})

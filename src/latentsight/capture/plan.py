@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from latentsight.capture.forward import (
-    NO_REAL_POSITIONS,
     ForwardResult,
     ForwardSpec,
     call_model,
@@ -306,6 +305,12 @@ def _scoring_error(
     )
 
 
+def _some_row_finite(tensor: torch.Tensor) -> bool:
+    """Whether at least one sample's row of a batch-first tensor is all finite."""
+    rows = tensor.detach().float().reshape(len(tensor), -1) if tensor.dim() else tensor.reshape(1)
+    return bool(torch.isfinite(rows).all(dim=-1).any())
+
+
 def _check_classes(project: Project, task: str, n_classes: int | None) -> None:
     """Class names must be one per class (or label) the outputs score, two for a binary task."""
     if project.classes is None:
@@ -446,19 +451,21 @@ def plan_capture(
             "Project.layers is empty: name at least one layer, or pass None for defaults."
         )
     raw, changed_in_place, outputs = _raw_activations(model, refs, inputs, len(first))
-    if first_tensor(outputs) is not None and not torch.isfinite(first_tensor(outputs)).all():
+    logits = first_tensor(outputs)
+    if logits is not None and not _some_row_finite(logits):
         raise ProjectError(
-            f"The model's outputs on the first batch of {subsets[0].name!r} contain NaN or inf: "
-            "check the model's weights and the input normalisation before capturing."
+            f"The model's outputs on the first batch of {subsets[0].name!r} contain NaN or inf "
+            "for every sample: check the model's weights and the input normalisation before "
+            "capturing."
         )
     mask = _first_mask(project, inputs)
     layers: list[tuple[LayerRef, LayerPooler]] = []
     for ref in refs:
         activation, module = raw[ref]
-        if not torch.isfinite(activation.float()).all():
+        if not _some_row_finite(activation):
             raise ProjectError(
-                f"Layer {ref.name!r} has NaN or inf activations on the first batch: check the "
-                "model's weights and the input normalisation."
+                f"Layer {ref.name!r} has NaN or inf activations for every sample of the first "
+                "batch: check the model's weights and the input normalisation."
             )
         kind = layer_kind(activation, module, ref.point)
         sample_shape = tuple(activation.shape[1:])
@@ -501,14 +508,13 @@ def plan_capture(
     metadata_columns: list[str] = []
     for subset in subsets:
         checked[subset.name], result = _scorable(spec, checked[subset.name], warnings)
-        warnings.extend(
-            f"{item.id}: {reason} (it will be quarantined)"
-            for item, reason in result.non_finite
-            if reason == NO_REAL_POSITIONS
-        )
-        non_finite = [pair for pair in result.non_finite if pair[1] != NO_REAL_POSITIONS]
-        if non_finite:
-            item, reason = non_finite[0]
+        if len(result.non_finite) < len(checked[subset.name]):
+            warnings.extend(
+                f"{item.id}: {reason} (it will be quarantined)"
+                for item, reason in result.non_finite
+            )
+        else:
+            item, reason = result.non_finite[0]
             raise ProjectError(
                 f"{item.id!r} gives {reason} on the first batch: check the model's weights, the "
                 "loss and the input normalisation."
