@@ -178,6 +178,32 @@ def test_a_mistyped_own_id_stops_the_capture_at_it_and_the_fixed_project_resumes
     assert run.samples["brightness"].tolist() == list(range(32))
 
 
+def _items_with_ids(ids: list[str], seed: int) -> list[dict]:
+    return [
+        {"input": x, "target": y, "id": sample_id}
+        for sample_id, (x, y) in zip(ids, image_items(len(ids), seed), strict=True)
+    ]
+
+
+def test_samples_sharing_an_id_are_refused_by_the_check_and_by_the_capture(tmp_path):
+    names = [f"img_{i:04d}.png" for i in range(20)]
+    reused = {"train": _items_with_ids(names, 1), "val": _items_with_ids(names, 2)}
+    with pytest.raises(ls.ProjectError, match=r"'img_0000.png' is the id of train/0 and val/0"):
+        ls.check(project(data=reused))
+
+    late = [f"val_{i}.png" for i in range(20)]
+    late[15] = late[17] = names[5]  # past the items the check reads
+    data = {"train": _items_with_ids(names, 1), "val": _items_with_ids(late, 2)}
+    ls.check(project(data=data))
+    with pytest.raises(
+        ls.ProjectError,
+        match=r"'img_0005.png' is the id of train/5 and val/15 and val/17: runs, reports",
+    ):
+        ls.analyze(project(data=data), tmp_path / "run", insights=False, progress=False)
+    with pytest.raises(ls.RunStoreError, match="incomplete|interrupted|not complete"):
+        ls.open_run(tmp_path / "run")
+
+
 def test_metadata_with_duplicated_ids_is_refused():
     ids = [f"train/{i}" for i in range(16)] + [f"val/{i}" for i in range(8)]
     frame = pd.DataFrame({"id": [*ids, "train/0"], "brightness": range(25)})

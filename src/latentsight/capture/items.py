@@ -46,6 +46,16 @@ def default_id(subset: str, index: int) -> str:
     return f"{subset}/{index}"
 
 
+def duplicate_ids_error(sample_id: str, places: list[str], more: int = 0) -> ProjectError:
+    """The error for an id that several samples carry (``places``: their ``subset/index``)."""
+    others = f" ({more} more ids are shared too)" if more else ""
+    return ProjectError(
+        f"Sample ids must be unique, but {sample_id!r} is the id of {' and '.join(places)}"
+        f"{others}: runs, reports and the dashboard find samples by id. Give every item its own "
+        "'id' (e.g. prefix the subset or the folder), or leave ids out for '<subset>/<index>'."
+    )
+
+
 def _where(subset: str, index: int) -> str:
     return f"item {index} of subset {subset!r}"
 

@@ -26,6 +26,7 @@ from latentsight.capture.items import (
     ParsedItem,
     collate,
     default_id,
+    duplicate_ids_error,
     load_item,
     to_device,
 )
@@ -305,6 +306,17 @@ def _scoring_error(
     )
 
 
+def _check_distinct_ids(items: list[ParsedItem]) -> None:
+    """Refuse samples that share an id (file names reused across folders or subsets)."""
+    first: dict[str, ParsedItem] = {}
+    for item in items:
+        earlier = first.setdefault(item.id, item)
+        if earlier is not item:
+            raise duplicate_ids_error(
+                item.id, [f"{earlier.subset}/{earlier.index}", f"{item.subset}/{item.index}"]
+            )
+
+
 def _some_row_finite(tensor: torch.Tensor) -> bool:
     """Whether at least one sample's row of a batch-first tensor is all finite."""
     rows = tensor.detach().float().reshape(len(tensor), -1) if tensor.dim() else tensor.reshape(1)
@@ -501,6 +513,7 @@ def plan_capture(
         for items in checked.values()
         for item in items
     )
+    _check_distinct_ids([item for items in checked.values() for item in items])
     warnings.extend(
         spec.metadata.check_covers({subset.name: subset.size for subset in subsets}, own_ids)
     )

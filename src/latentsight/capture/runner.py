@@ -24,7 +24,7 @@ from latentsight import __version__
 from latentsight._progress import Reporter
 from latentsight.capture.fingerprint import data_fingerprint, model_fingerprint
 from latentsight.capture.forward import ForwardResult, forward_items
-from latentsight.capture.items import FailedItem, ParsedItem, load_item
+from latentsight.capture.items import FailedItem, ParsedItem, duplicate_ids_error, load_item
 from latentsight.capture.plan import CapturePlan
 from latentsight.capture.stages import StageFailure
 from latentsight.errors import CaptureError, ProjectError
@@ -133,6 +133,14 @@ def _renders_table(batches: Sequence[tuple[dict[str, Any], list[StoredRender]]])
     )
 
 
+def _refuse_shared_ids(writer: RunWriter) -> None:
+    """Stop before the run is complete when samples share an id, naming a few of them."""
+    count, places = writer.shared_ids()
+    if count:
+        sample_id, where = next(iter(places.items()))
+        raise duplicate_ids_error(sample_id, where, more=count - 1)
+
+
 class Capture:
     """Runs a validated plan into a run directory."""
 
@@ -217,6 +225,7 @@ class Capture:
             with self.plan.spec.recorder.attach():
                 self._subsets(writer)
             writer.wait()
+            _refuse_shared_ids(writer)
             capture_seconds = time.perf_counter() - started
             finalize_started = time.perf_counter()
             timings = dict(writer.manifest.get("timings", {}))

@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from latentsight.errors import RunStoreError
@@ -265,6 +266,25 @@ class RunWriter:
                 self._shard(subset, chunk, "renders"), renders, row_group_size=RENDER_GROUP_ROWS
             )
         write_parquet(self._shard(subset, chunk, "samples"), samples, compress=False)
+
+    def shared_ids(self, limit: int = 3) -> tuple[int, dict[str, list[str]]]:
+        """How many ids the written chunks give to more than one sample, and up to ``limit`` of
+        them with the ``subset/index`` of the samples that share each."""
+        files = sorted((self.path / CAPTURE_SHARDS).rglob("*.samples.parquet"))
+        if not files:
+            return 0, {}
+        keys = pa.concat_tables(
+            [pq.read_table(file, columns=["id", "subset", "index"]) for file in files]
+        )
+        counts = keys.group_by("id").aggregate([("id", "count")])
+        shared = counts.filter(pc.greater(counts["id_count"], 1))["id"]
+        if len(shared) == 0:
+            return 0, {}
+        rows = keys.filter(pc.is_in(keys["id"], value_set=shared[:limit])).to_pylist()
+        places: dict[str, list[str]] = {}
+        for row in rows:
+            places.setdefault(row["id"], []).append(f"{row['subset']}/{row['index']}")
+        return len(shared), places
 
     def wait(self) -> None:
         """Block until the last queued chunk is durable, raising the error of a failed write."""
