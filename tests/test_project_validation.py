@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 from conftest import TinyCNN, image_items
+from PIL import Image
 from torch import nn
 
 import latentsight as ls
@@ -197,10 +199,10 @@ def test_samples_sharing_an_id_are_refused_by_the_check_and_by_the_capture(tmp_p
     ls.check(project(data=data))
     with pytest.raises(
         ls.ProjectError,
-        match=r"'img_0005.png' is the id of train/5 and val/15 and val/17: runs, reports",
+        match=r"'img_0005.png' is the id of train/5 and val/15 and val/17: .*overwrite=True",
     ):
         ls.analyze(project(data=data), tmp_path / "run", insights=False, progress=False)
-    with pytest.raises(ls.RunStoreError, match="incomplete|interrupted|not complete"):
+    with pytest.raises(ls.RunStoreError, match=r"is incomplete \(its capture was interrupted\)"):
         ls.open_run(tmp_path / "run")
 
 
@@ -267,6 +269,25 @@ def test_a_nan_sample_in_the_first_batch_is_listed_and_quarantined_alone(tmp_pat
     )
     assert run.quarantine["id"].tolist() == ["train/3"]
     assert len(run.samples) == 15
+
+
+def test_a_collate_that_does_not_return_inputs_and_targets_is_refused_with_the_form():
+    def to_dict(pairs):
+        return {"pixel_values": torch.stack([x for x, _ in pairs]), "labels": None}
+
+    with pytest.raises(
+        ls.ProjectError, match=r"collate returned a dict with keys \['pixel_values', 'labels'\]"
+    ):
+        ls.check(project(collate=to_dict))
+
+
+def test_picture_inputs_that_are_not_float_tensors_are_told_how_to_convert():
+    pictures = [(Image.new("RGB", (12, 12)), 0) for _ in range(4)]
+    with pytest.raises(ls.ProjectError, match=r"inputs are PIL images.*ToTensor"):
+        ls.check(project(data={"train": pictures}))
+    arrays = [(np.zeros((12, 12, 3), dtype=np.uint8), 0) for _ in range(4)]
+    with pytest.raises(ls.ProjectError, match=r"uint8 arrays of shape \(12, 12, 3\).*permute"):
+        ls.check(project(data={"train": arrays}))
 
 
 def test_empty_subset_is_refused():

@@ -138,8 +138,23 @@ def _default_collate(pairs: list[tuple[Any, Any]]) -> tuple[Any, Any]:
 def collate(items: Sequence[ParsedItem], user_collate: Collate | None) -> Batch:
     """Collate parsed items with the user's function or the default stacking."""
     pairs = [(item.input, item.target) for item in items]
-    inputs, targets = (user_collate or _default_collate)(pairs)
-    return Batch(list(items), inputs, targets)
+    if user_collate is None:
+        return Batch(list(items), *_default_collate(pairs))
+    collated = user_collate(pairs)
+    if not isinstance(collated, (tuple, list)) or len(collated) != 2:
+        shown = (
+            f"a dict with keys {list(collated)[:6]}"
+            if isinstance(collated, Mapping)
+            else f"a {type(collated).__name__}"
+            + (f" of {len(collated)}" if isinstance(collated, (tuple, list)) else "")
+        )
+        raise ProjectError(
+            f"Project.collate returned {shown}: it is given a list of (input, target) pairs "
+            "(target None for unlabeled items) and must return the pair (inputs, targets), "
+            "inputs as the model takes them (a mapping is passed as keyword arguments) and "
+            "targets None for unlabeled items."
+        )
+    return Batch(list(items), *collated)
 
 
 def to_device(value: Any, device: torch.device) -> Any:

@@ -12,7 +12,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from latentsight.capture.forward import (
@@ -183,10 +185,27 @@ def _runnable(
     if not usable:
         raise ProjectError(
             f"Running the model on the first items of subset {items[0].subset!r} failed: "
-            f"{first_error!r}. Check that the items are in the form the model expects (and that "
-            "Project.collate, if given, builds the batch the model takes)."
+            f"{first_error!r}.{_input_hint(items[0].input)} Check that the items are in the form "
+            "the model expects (and that Project.collate, if given, builds the batch the model "
+            "takes)."
         ) from first_error
     return usable
+
+
+def _input_hint(value: Any) -> str:
+    """What to do about inputs that a model cannot take as they are: pictures not yet tensors."""
+    if isinstance(value, Image.Image):
+        return (
+            " The items' inputs are PIL images: turn them into tensors in the data set (e.g. "
+            "torchvision.transforms.ToTensor(), which gives C x H x W floats in [0, 1])."
+        )
+    if isinstance(value, (np.ndarray, torch.Tensor)) and value.dtype in (np.uint8, torch.uint8):
+        return (
+            f" The items' inputs are uint8 arrays of shape {tuple(value.shape)}: models take "
+            "float tensors, C x H x W for images; convert them in the data set (e.g. "
+            "torch.from_numpy(x).permute(2, 0, 1).float() / 255)."
+        )
+    return ""
 
 
 def _raw_activations(

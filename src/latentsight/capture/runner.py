@@ -138,7 +138,11 @@ def _refuse_shared_ids(writer: RunWriter) -> None:
     count, places = writer.shared_ids()
     if count:
         sample_id, where = next(iter(places.items()))
-        raise duplicate_ids_error(sample_id, where, more=count - 1)
+        error = duplicate_ids_error(sample_id, where, more=count - 1)
+        raise ProjectError(
+            f"{error} The run is left incomplete: once the ids are unique, capture it again "
+            "with overwrite=True (--overwrite)."
+        )
 
 
 class Capture:
