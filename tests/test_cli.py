@@ -36,6 +36,8 @@ PROJECT = textwrap.dedent(
     named = ls.Project(
         model=project.model, data=project.data, loss=project.loss, classes=["cat", "dog"]
     )
+    extra_row = pd.concat([project.metadata, pd.DataFrame({"id": ["test/0"], "site": ["c"]})])
+    warned = ls.Project(model=project.model, data=project.data, loss=project.loss, metadata=extra_row)
     """
 )
 
@@ -142,6 +144,21 @@ def test_analyze_then_info(workdir):
     assert not loaded_model_libraries("info", "runs/toy", cwd=workdir)
     report = loaded_model_libraries("report", "runs/toy", "-o", "toy.html", cwd=workdir)
     assert not report and (workdir / "toy.html").is_file()
+
+
+def test_the_checks_warnings_are_shown_before_the_pass_and_kept_with_the_run(workdir):
+    warning = "1 row(s) matching no sample, e.g. ['test/0']"
+    result = latentsight(
+        "analyze", "toy_project.py:warned", "--out", "runs/w", "--no-insights", cwd=workdir
+    )
+    assert result.returncode == 0, result.stderr
+    assert "warnings of the check" in result.stderr and warning in result.stderr
+    info = latentsight("info", "runs/w", cwd=workdir)
+    assert "warnings of the check" in info.stdout and warning in info.stdout
+    clean = latentsight(
+        "analyze", "toy_project.py:plain", "--out", "runs/c", "--no-insights", cwd=workdir
+    )
+    assert "warnings of the check" not in clean.stderr + clean.stdout
 
 
 def loaded_model_libraries(*arguments: str, cwd) -> set[str]:

@@ -98,8 +98,13 @@ def check_view(plan: CapturePlan) -> Group:
     facts.add_row("checked in", f"{plan.check_seconds:.2f} s")
     parts: list[object] = [facts, subsets, layers]
     if plan.warnings:
-        parts.append(Panel("\n".join(plan.warnings), title="warnings", border_style="yellow"))
+        parts.append(warnings_panel(plan.warnings))
     return Group(*parts)
+
+
+def warnings_panel(warnings: list[str], title: str = "warnings") -> Panel:
+    """What the check warned about, in a yellow panel."""
+    return Panel("\n".join(warnings), title=title, border_style="yellow")
 
 
 def run_view(run: Run) -> Group:
@@ -165,6 +170,8 @@ def run_view(run: Run) -> Group:
             ),
         )
     parts: list[object] = [facts, subsets, layers]
+    if manifest.get("check_warnings"):
+        parts.append(warnings_panel(manifest["check_warnings"], "warnings of the check"))
     if manifest["task"] == "multilabel" and "prediction" in run.samples:
         parts.append(_labels_view(run))
     if len(run.quarantine):

@@ -81,6 +81,12 @@ def analyze(
     )
     with training_modes_kept(project):
         plan = plan_capture(project, device=device, pooling=pooling, renders=renders)
+        if progress and plan.warnings:
+            from rich.console import Console
+
+            from latentsight._display import warnings_panel
+
+            Console(stderr=True).print(warnings_panel(plan.warnings, "warnings of the check"))
         with progress_bars(progress) as reporter:
             Capture(plan, settings, reporter).run(Path(out), resume=resume, overwrite=overwrite)
     run = Run(out).attach(project, verify=False)

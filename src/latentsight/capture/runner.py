@@ -216,6 +216,7 @@ class Capture:
             "loss_components": [name for name in plan.loss_names if name != "loss"],
             "metrics": {name: metric.better for name, metric in project.metrics.items()},
             "metadata_columns": plan.metadata_columns,
+            "check_warnings": list(plan.warnings),
             "timings": {},
             "capture_key": capture_key,
             "capture_key_parts": {k: v for k, v in parts.items()},
