@@ -38,6 +38,11 @@ PROJECT = textwrap.dedent(
     )
     extra_row = pd.concat([project.metadata, pd.DataFrame({"id": ["test/0"], "site": ["c"]})])
     warned = ls.Project(model=project.model, data=project.data, loss=project.loss, metadata=extra_row)
+    unlabeled = ls.Project(
+        model=project.model,
+        data={"train": project.data["train"], "production": [(x,) for x, _ in project.data["val"]]},
+        loss=project.loss,
+    )
     """
 )
 
@@ -159,6 +164,18 @@ def test_the_checks_warnings_are_shown_before_the_pass_and_kept_with_the_run(wor
         "analyze", "toy_project.py:plain", "--out", "runs/c", "--no-insights", cwd=workdir
     )
     assert "warnings of the check" not in clean.stderr + clean.stdout
+
+
+def test_info_shows_no_figure_where_an_unlabeled_subset_has_none(workdir):
+    result = latentsight(
+        "analyze", "toy_project.py:unlabeled", "--out", "runs/u", "--no-insights", cwd=workdir
+    )
+    assert result.returncode == 0, result.stderr
+    info = latentsight("info", "runs/u", cwd=workdir)
+    production = next(line for line in info.stdout.splitlines() if "production" in line)
+    cells = [cell.strip() for cell in production.strip("│ ").split("│")]
+    assert cells == ["production", "10", "0", "-", "-"]
+    assert "nan" not in info.stdout
 
 
 def loaded_model_libraries(*arguments: str, cwd) -> set[str]:
