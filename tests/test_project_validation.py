@@ -32,6 +32,12 @@ def test_unknown_layer_lists_near_names():
         ls.check(project(layers=["features.9"]))
 
 
+@pytest.mark.parametrize("name", ["", ":input"])
+def test_the_whole_model_as_a_layer_is_refused(name):
+    with pytest.raises(ls.ProjectError, match="names the whole model"):
+        ls.check(project(layers=[name]))
+
+
 def test_checking_no_samples_is_refused():
     with pytest.raises(ls.ProjectError, match=r"n=0: check at least 1 sample"):
         ls.check(project(), n=0)

@@ -46,6 +46,12 @@ def resolve_layers(model: nn.Module, names: Sequence[str]) -> list[LayerRef]:
                 f"{type(name).__name__}{hint}."
             )
         ref = LayerRef.parse(name)
+        if not ref.module_name:
+            raise ProjectError(
+                f"Layer {name!r} names the whole model, not a module inside it (its outputs are "
+                "stored already, as predictions and probabilities): name a module from "
+                "dict(model.named_modules()), such as the input of the last linear layer."
+            )
         module, colon, point = name.rpartition(":")
         if ref.module_name not in modules and colon and module in modules:
             raise ProjectError(
