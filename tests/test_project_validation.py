@@ -296,6 +296,24 @@ def test_picture_inputs_that_are_not_float_tensors_are_told_how_to_convert():
         ls.check(project(data={"train": arrays}))
 
 
+def test_labels_that_do_not_look_like_the_tasks_are_named_by_the_check():
+    one_based = [(x, i % 3 + 1) for i, (x, _) in enumerate(image_items(16, 1))]
+    report = ls.check(project(data={"train": one_based}))
+    assert any("'train' look 1-based (from 1 to 3 for 3 logits)" in w for w in report.warnings)
+    assert not any("1-based" in w for w in ls.check(project()).warnings)
+
+    class OneLogit(TinyCNN):
+        def __init__(self) -> None:
+            super().__init__(n_classes=1)
+
+    three_values = [(x, float(i % 3)) for i, (x, _) in enumerate(image_items(16, 1))]
+    binary = dict(model=OneLogit(), loss=ls.losses.binary_cross_entropy)
+    report = ls.check(project(data={"train": three_values}, **binary))
+    assert any("'train' go from 0 to 2: binary cross-entropy" in w for w in report.warnings)
+    zero_one = [(x, float(i % 2)) for i, (x, _) in enumerate(image_items(16, 1))]
+    assert not ls.check(project(data={"train": zero_one}, **binary)).warnings
+
+
 def test_empty_subset_is_refused():
     with pytest.raises(ls.ProjectError, match="Subset 'val' is empty"):
         project(data={"train": image_items(4, 1), "val": []})

@@ -336,6 +336,31 @@ def _check_distinct_ids(items: list[ParsedItem]) -> None:
             )
 
 
+def _label_warning(task: str, n_classes: int | None, subset: str, items: list[ParsedItem]) -> str:
+    """A warning when the checked labels do not look like the task's (empty when they do):
+    1-based class indices, or binary targets outside 0-1, which a loss may take without error."""
+    try:
+        labels = torch.as_tensor([item.target for item in items]).float()
+    except (TypeError, ValueError, RuntimeError):  # boxes, text...: nothing to compare
+        return ""
+    if labels.numel() == 0:
+        return ""
+    low, high = float(labels.min()), float(labels.max())
+    if task == "classification" and n_classes is not None and low >= 1 and high >= n_classes:
+        return (
+            f"The labels of subset {subset!r} look 1-based (from {low:g} to {high:g} for "
+            f"{n_classes} logits): the loss takes class indices 0 to {n_classes - 1}, and the "
+            f"samples labeled {n_classes} would be quarantined; subtract 1 in the data set."
+        )
+    if task in ("binary", "multilabel") and (low < 0 or high > 1):
+        return (
+            f"The targets of subset {subset!r} go from {low:g} to {high:g}: binary "
+            "cross-entropy takes 0/1 labels (or probabilities in [0, 1]) and gives a loss for "
+            "other values without error; map the labels to 0 and 1."
+        )
+    return ""
+
+
 def _some_row_finite(tensor: torch.Tensor) -> bool:
     """Whether at least one sample's row of a batch-first tensor is all finite."""
     rows = tensor.detach().float().reshape(len(tensor), -1) if tensor.dim() else tensor.reshape(1)
@@ -511,6 +536,10 @@ def plan_capture(
     per_class = task in ("classification", "multilabel") and logits is not None
     n_classes = int(logits.shape[1]) if per_class else None
     _check_classes(project, task, n_classes)
+    for subset in subsets:
+        warning = _label_warning(task, n_classes, subset.name, checked[subset.name])
+        if subset.labeled and warning:
+            warnings.append(warning)
     render = project.render
     if render is None and renders and looks_like_image(first[0].input):
         render = default_render
