@@ -135,6 +135,46 @@ def test_a_directory_that_is_not_a_run_is_never_deleted(tmp_path, data):
     assert (folder / "notes.txt").read_text() == "precious"
 
 
+def test_another_tools_manifest_is_not_taken_for_a_run(tmp_path, data):
+    folder = tmp_path / "webapp"
+    (folder / "src").mkdir(parents=True)
+    (folder / "manifest.json").write_text('{"name": "my-webapp"}')
+    (folder / "src" / "app.js").write_text("precious")
+    project = ls.Project(model=TinyCNN(), data=data, loss=ls.losses.cross_entropy)
+    with pytest.raises(ls.RunStoreError, match="not a latentsight run"):
+        ls.analyze(project, folder, overwrite=True, progress=False, insights=False)
+    assert (folder / "src" / "app.js").read_text() == "precious"
+
+
+def test_overwrite_refuses_a_run_holding_files_it_did_not_write(tmp_path, data):
+    project = ls.Project(model=TinyCNN(), data=data, loss=ls.losses.cross_entropy)
+    out = tmp_path / "run"
+    ls.analyze(project, out, progress=False, insights=False)
+    (out / "my_notes.txt").write_text("precious")
+    (out / "inner").mkdir()
+    with pytest.raises(
+        ls.RunStoreError, match=r"files latentsight did not write \(inner, my_notes"
+    ):
+        ls.analyze(project, out, overwrite=True, progress=False, insights=False)
+    assert (out / "my_notes.txt").read_text() == "precious"
+    ls.open_run(out)  # the run is untouched too
+
+
+def test_overwrite_replaces_a_run_given_as_the_current_directory_or_a_link(
+    tmp_path, data, monkeypatch
+):
+    project = ls.Project(model=TinyCNN(), data=data, loss=ls.losses.cross_entropy)
+    out = tmp_path / "run"
+    ls.analyze(project, out, progress=False, insights=False)
+    monkeypatch.chdir(out)
+    replaced = ls.analyze(project, ".", overwrite=True, progress=False, insights=False)
+    assert len(replaced.samples) == 64
+    link = tmp_path / "latest"
+    link.symlink_to(out, target_is_directory=True)
+    ls.analyze(project, link, overwrite=True, progress=False, insights=False)
+    assert link.is_symlink() and len(ls.open_run(out).samples) == 64
+
+
 class Fragile(nn.Module):
     """Fails on inputs whose first pixel is negative, returns NaN when it is above 0.99."""
 

@@ -5,6 +5,7 @@ so a capture killed at any point resumes at the first incomplete chunk."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from latentsight.store.files import (
     write_parquet,
 )
 from latentsight.store.manifest import (
+    ANALYSIS,
     CAPTURE_SHARDS,
     LATENTS,
     MANIFEST,
@@ -163,14 +165,14 @@ class RunWriter:
             )
         check_writable(path, folder=True)
         if path.exists() and any(path.iterdir()):
-            if not (path / MANIFEST).is_file():
+            if not _written_by_latentsight(path / MANIFEST):
                 raise RunStoreError(
                     f"{path} exists and is not a latentsight run: choose an empty or new directory "
                     "for --out (latentsight never deletes files it did not write)."
                 )
             existing = {} if overwrite else read_manifest(path)
             if overwrite:  # whatever version of latentsight wrote it
-                shutil.rmtree(path)
+                _remove_run(path)
             elif existing["status"] == STATUS_COMPLETE:
                 raise RunStoreError(
                     f"A complete run already exists at {path}: open it with "
@@ -331,6 +333,59 @@ class RunWriter:
         write_json(self.path / MANIFEST, self.manifest)
         shutil.rmtree(shards)
         return self.manifest
+
+
+# What a run directory holds: the capture's files, and what later stages add to it.
+RUN_ENTRIES = frozenset(
+    {
+        MANIFEST,
+        SAMPLES,
+        QUARANTINE,
+        RENDERS,
+        LATENTS,
+        CAPTURE_SHARDS,
+        ANALYSIS,
+        "concepts",
+        "explanations",
+        "extras",
+    }
+)
+
+
+def _written_by_latentsight(manifest: Path) -> bool:
+    """Whether ``manifest`` is a run manifest of some version of latentsight (a JSON object with
+    a schema version and a capture status), not another tool's manifest.json."""
+    try:
+        content = json.loads(manifest.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(content, dict) and {"schema_version", "status"} <= content.keys()
+
+
+def _is_temporary(name: str) -> bool:
+    """A file or folder that an interrupted write of a run left (``.samples.parquet.tmp-12``)."""
+    return name.startswith(".") and ".tmp" in name
+
+
+def _remove_run(path: Path) -> None:
+    """Delete the run at ``path``, refusing first if it holds anything latentsight did not write
+    (the directory itself stays, so that ``--out .`` or a link works)."""
+    foreign = sorted(
+        entry.name
+        for entry in path.iterdir()
+        if entry.name not in RUN_ENTRIES and not _is_temporary(entry.name)
+    )
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise RunStoreError(
+            f"{path} holds a run and files latentsight did not write ({shown}): --overwrite "
+            "replaces a run only; move those files out, or choose another --out."
+        )
+    for entry in path.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 # Capture key parts that older versions did not record, with the value their captures had.
