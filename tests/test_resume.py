@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -139,6 +140,30 @@ def test_resume_refuses_different_settings(tmp_path, project_file):
         ls.analyze(
             project, out, resume=True, batch_size=16, chunk_size=24, progress=False, insights=False
         )
+
+
+def test_resume_refuses_another_loss_or_metadata_rather_than_mixing_them(tmp_path, project_file):
+    out = tmp_path / "run"
+    project = load_project(f"{project_file}:project")
+    ls.analyze(project, out, batch_size=8, chunk_size=24, progress=False, insights=False)
+    manifest = out / "manifest.json"
+    manifest.write_text(
+        manifest.read_text().replace('"status": "complete"', '"status": "capturing"')
+    )
+    options = dict(resume=True, batch_size=8, chunk_size=24, progress=False, insights=False)
+    doubled = dataclasses.replace(
+        project, loss=lambda outputs, targets: 2 * ls.losses.cross_entropy(outputs, targets)
+    )
+    with pytest.raises(ls.RunStoreError, match=r"values on the checked samples \(loss"):
+        ls.analyze(doubled, out, **options)
+
+    def site(subset, index):
+        return {"site": index % 2}
+
+    with pytest.raises(ls.RunStoreError, match=r"metadata_columns, values on the checked"):
+        ls.analyze(dataclasses.replace(project, metadata=site), out, **options)
+    resumed = ls.analyze(project, out, **options)
+    assert resumed.manifest["status"] == "complete"
 
 
 class _Stopped(Exception):

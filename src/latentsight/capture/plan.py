@@ -6,6 +6,8 @@ alignment, NaN outputs) is found here, in seconds, before the long pass starts.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,6 +78,7 @@ class CapturePlan:
     loss_names: list[str]
     metadata_columns: list[str]
     check_seconds: float
+    checked_values: str
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -361,6 +364,21 @@ def _label_warning(task: str, n_classes: int | None, subset: str, items: list[Pa
     return ""
 
 
+def _values_text(subset: str, columns: dict[str, Any]) -> str:
+    """What the checked samples of a subset gave (loss, metrics, predictions, metadata) as text,
+    floats to 4 significant digits: a resume compares it, so that a capture continued with
+    another loss, metric or metadata is refused rather than mixed into one run."""
+
+    def text(values: Any) -> list[str]:
+        if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+            return [f"{value:.4g}" for value in values.reshape(-1).tolist()]
+        if isinstance(values, np.ndarray):
+            return [str(value) for value in values.reshape(-1).tolist()]
+        return [str(value) for value in values]
+
+    return json.dumps({"subset": subset, **{name: text(v) for name, v in columns.items()}})
+
+
 def _some_row_finite(tensor: torch.Tensor) -> bool:
     """Whether at least one sample's row of a batch-first tensor is all finite."""
     rows = tensor.detach().float().reshape(len(tensor), -1) if tensor.dim() else tensor.reshape(1)
@@ -567,8 +585,10 @@ def plan_capture(
     )
     loss_names: list[str] = []
     metadata_columns: list[str] = []
+    checked_values = hashlib.sha256()
     for subset in subsets:
         checked[subset.name], result = _scorable(spec, checked[subset.name], warnings)
+        checked_values.update(_values_text(subset.name, result.columns).encode())
         if len(result.non_finite) < len(checked[subset.name]):
             warnings.extend(
                 f"{item.id}: {reason} (it will be quarantined)"
@@ -600,5 +620,6 @@ def plan_capture(
         loss_names=loss_names,
         metadata_columns=metadata_columns,
         check_seconds=time.perf_counter() - started,
+        checked_values=checked_values.hexdigest(),
         warnings=warnings,
     )

@@ -167,6 +167,12 @@ class Capture:
             "batch_size": self.settings.batch_size,
             "rows_per_chunk": self.settings.rows_per_chunk,
             "renders": plan.spec.render is not None,
+            "task": plan.spec.task,
+            "classes": None if project.classes is None else list(project.classes),
+            "loss_components": plan.loss_names,
+            "metrics": {name: metric.better for name, metric in project.metrics.items()},
+            "metadata_columns": plan.metadata_columns,
+            "checked_values": plan.checked_values,
         }
         capture_key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
         return {

@@ -388,8 +388,12 @@ def _remove_run(path: Path) -> None:
             entry.unlink()
 
 
-# Capture key parts that older versions did not record, with the value their captures had.
+# Capture key parts that older versions did not record, with the value their captures had; a
+# part neither recorded nor listed here is not compared.
 UNRECORDED_PARTS: dict[str, Any] = {"padding_masked": []}
+PART_DESCRIPTIONS = {
+    "checked_values": "values on the checked samples (loss, metrics, predictions or metadata)"
+}
 
 
 def _check_same_capture(existing: dict[str, Any], new: dict[str, Any], path: Path) -> None:
@@ -397,11 +401,13 @@ def _check_same_capture(existing: dict[str, Any], new: dict[str, Any], path: Pat
     differences = [
         name
         for name, value in new["capture_key_parts"].items()
-        if before.get(name, UNRECORDED_PARTS.get(name)) != value
+        if (name in before or name in UNRECORDED_PARTS)
+        and before.get(name, UNRECORDED_PARTS.get(name)) != value
     ]
     if differences:
+        named = [PART_DESCRIPTIONS.get(name, name) for name in differences]
         raise RunStoreError(
-            f"Cannot resume the run at {path}: its {', '.join(differences)} differ from the "
+            f"Cannot resume the run at {path}: its {', '.join(named)} differ from the "
             "interrupted capture. Resume with the same model, data and settings, or pass "
             "overwrite=True (--overwrite) to start again."
         )
