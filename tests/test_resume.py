@@ -128,6 +128,46 @@ def test_killed_capture_resumes_to_an_identical_run(tmp_path, project_file):
     assert not (killed / "_capture").exists()
 
 
+def test_a_second_capture_into_a_run_being_written_is_refused(tmp_path, project_file):
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "latentsight", "analyze", f"{project_file}:project",
+        "--out", str(out), "--batch-size", "8", "--chunk-size", "24", "--no-insights",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(out.rglob("*.samples.parquet"))) < 2:
+        assert process.poll() is None, process.stderr.read().decode()
+        time.sleep(0.01)
+    project = load_project(f"{project_file}:project")
+    options = dict(batch_size=8, chunk_size=24, progress=False, insights=False)
+    for how in ({"overwrite": True}, {"resume": True}):
+        with pytest.raises(ls.RunStoreError, match=r"Another capture is writing .* right now"):
+            ls.analyze(project, out, **how, **options)
+    assert process.wait(timeout=120) == 0, process.stderr.read().decode()
+    _tables_equal(ls.open_run(out), ls.analyze(project, tmp_path / "fresh", **options))
+    assert not (out / writer_module.LOCK).exists()
+
+
+def test_a_capture_stopped_as_it_starts_leaves_a_run_to_resume(tmp_path, data, monkeypatch):
+    project = ls.Project(model=TinyCNN(), data=data, loss=ls.losses.cross_entropy)
+    out = tmp_path / "run"
+    real_create = writer_module.LatentArray.create
+    monkeypatch.setattr(writer_module.LatentArray, "create", _stop_at_second_call(real_create))
+    with pytest.raises(_Stopped):
+        ls.analyze(project, out, progress=False, insights=False)
+    monkeypatch.setattr(writer_module.LatentArray, "create", real_create)
+    with pytest.raises(ls.RunStoreError, match=r"incomplete.*--resume"):
+        ls.open_run(out)
+    resumed = ls.analyze(project, out, resume=True, progress=False, insights=False)
+    _tables_equal(resumed, ls.analyze(project, tmp_path / "fresh", progress=False, insights=False))
+
+    left_lock = tmp_path / "locked"
+    left_lock.mkdir()
+    (left_lock / writer_module.LOCK).touch()  # what a capture killed before its manifest leaves
+    assert len(ls.analyze(project, left_lock, progress=False, insights=False).samples) == 64
+
+
 def test_resume_refuses_different_settings(tmp_path, project_file):
     out = tmp_path / "run"
     project = load_project(f"{project_file}:project")

@@ -13,6 +13,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks, a second capture is not refused
+    fcntl = None  # type: ignore[assignment]
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -141,9 +146,10 @@ class RunWriter:
     so that disk writes and flushes overlap the model's work instead of pausing it.
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, path: Path, manifest: dict[str, Any], lock: BinaryIO) -> None:
         self.path = path
         self.manifest = manifest
+        self._lock = lock
         self.arrays: dict[tuple[str, str], LatentArray] = {}
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="latentsight-store")
         self._writes: list[Future[None]] = []
@@ -164,33 +170,28 @@ class RunWriter:
                 f"{path} is a file: --out must name a directory, new or empty, for the run."
             )
         check_writable(path, folder=True)
-        if path.exists() and any(path.iterdir()):
-            if not _written_by_latentsight(path / MANIFEST):
-                raise RunStoreError(
-                    f"{path} exists and is not a latentsight run: choose an empty or new directory "
-                    "for --out (latentsight never deletes files it did not write)."
-                )
-            existing = {} if overwrite else read_manifest(path)
-            if overwrite:  # whatever version of latentsight wrote it
-                _remove_run(path)
-            elif existing["status"] == STATUS_COMPLETE:
-                raise RunStoreError(
-                    f"A complete run already exists at {path}: open it with "
-                    "latentsight.open_run, or pass overwrite=True (--overwrite) to replace it."
-                )
-            elif not resume:
-                raise RunStoreError(
-                    f"An interrupted run is at {path}: pass resume=True (--resume) to finish it, "
-                    "or overwrite=True (--overwrite) to start again."
-                )
-            else:
-                _check_same_capture(existing, manifest, path)
-                manifest = {**manifest, "timings": existing.get("timings", {})}
-        writer = cls(path, manifest)
-        writer._prepare()
+        if _holds_other_files(path):
+            raise RunStoreError(
+                f"{path} exists and is not a latentsight run: choose an empty or new directory "
+                "for --out (latentsight never deletes files it did not write)."
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        lock = _lock(path)
+        try:
+            if (path / MANIFEST).is_file():
+                manifest = _continued(path, manifest, resume=resume, overwrite=overwrite)
+            writer = cls(path, manifest, lock)
+            writer._prepare()
+        except BaseException:
+            _unlock(path, lock)
+            raise
         return writer
 
     def _prepare(self) -> None:
+        """The manifest first (so that a capture killed at any point leaves a run to resume),
+        then the shard folders and the latent arrays."""
+        self.manifest["status"] = STATUS_CAPTURING
+        write_json(self.path / MANIFEST, self.manifest)
         (self.path / LATENTS).mkdir(parents=True, exist_ok=True)
         for subset in self.manifest["subsets"]:
             (self.path / CAPTURE_SHARDS / subset["name"]).mkdir(parents=True, exist_ok=True)
@@ -208,8 +209,6 @@ class RunWriter:
         if stale:
             for shard in (self.path / CAPTURE_SHARDS).rglob("*.parquet"):
                 shard.unlink()
-        self.manifest["status"] = STATUS_CAPTURING
-        write_json(self.path / MANIFEST, self.manifest)
 
     def _shard(self, subset: str, chunk: int, kind: str) -> Path:
         return self.path / CAPTURE_SHARDS / subset / f"{chunk:06d}.{kind}.parquet"
@@ -294,8 +293,10 @@ class RunWriter:
             self._commit.result()
 
     def close(self) -> None:
-        """Let queued writes finish and stop the background thread (after success or failure)."""
+        """Let queued writes finish, stop the background thread and release the directory (after
+        success or failure)."""
         self._background.shutdown(wait=True)
+        _unlock(self.path, self._lock)
 
     def finalize(self, updates: dict[str, Any]) -> dict[str, Any]:
         """Join the shards into the run's table and arrays, drop quarantined rows, mark complete."""
@@ -335,6 +336,7 @@ class RunWriter:
         return self.manifest
 
 
+LOCK = ".capture.lock"  # held by the capture writing the run
 # What a run directory holds: the capture's files, and what later stages add to it.
 RUN_ENTRIES = frozenset(
     {
@@ -348,8 +350,62 @@ RUN_ENTRIES = frozenset(
         "concepts",
         "explanations",
         "extras",
+        LOCK,
     }
 )
+
+
+def _continued(
+    path: Path, manifest: dict[str, Any], *, resume: bool, overwrite: bool
+) -> dict[str, Any]:
+    """The manifest to capture with where a run already is: replaced, refused, or resumed."""
+    existing = {} if overwrite else read_manifest(path)
+    if overwrite:  # whatever version of latentsight wrote it
+        _remove_run(path)
+        return manifest
+    if existing["status"] == STATUS_COMPLETE:
+        raise RunStoreError(
+            f"A complete run already exists at {path}: open it with latentsight.open_run, or "
+            "pass overwrite=True (--overwrite) to replace it."
+        )
+    if not resume:
+        raise RunStoreError(
+            f"An interrupted run is at {path}: pass resume=True (--resume) to finish it, or "
+            "overwrite=True (--overwrite) to start again."
+        )
+    _check_same_capture(existing, manifest, path)
+    return {**manifest, "timings": existing.get("timings", {})}
+
+
+def _lock(path: Path) -> BinaryIO:
+    """Hold the run directory for this capture, refusing it while another capture holds it."""
+    handle = open(path / LOCK, "a+b")  # noqa: SIM115 - held until _unlock
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise RunStoreError(
+                f"Another capture is writing {path} right now: wait for it to end, or choose "
+                "another --out."
+            ) from None
+    return handle
+
+
+def _unlock(path: Path, handle: BinaryIO) -> None:
+    (path / LOCK).unlink(missing_ok=True)
+    handle.close()
+
+
+def _holds_other_files(path: Path) -> bool:
+    """Whether ``path`` holds something other than a latentsight run (or what a capture killed as
+    it started leaves: its lock and temporary files)."""
+    if not path.is_dir():
+        return False
+    entries = [entry.name for entry in path.iterdir()]
+    if not any(name != LOCK and not _is_temporary(name) for name in entries):
+        return False
+    return not _written_by_latentsight(path / MANIFEST)
 
 
 def _written_by_latentsight(manifest: Path) -> bool:
@@ -382,6 +438,8 @@ def _remove_run(path: Path) -> None:
             "replaces a run only; move those files out, or choose another --out."
         )
     for entry in path.iterdir():
+        if entry.name == LOCK:
+            continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
         else:
