@@ -18,6 +18,7 @@ from latentsight.insights.base import AnalysisSettings, Insight
 from latentsight.store import analysis
 from latentsight.store.manifest import (
     QUARANTINE,
+    RENDERS,
     SAMPLES,
     STATUS_COMPLETE,
     layer_entry,
@@ -76,6 +77,8 @@ class Run:
         self._project: Project | None = None
 
     def _check_files(self) -> None:
+        """Refuse, at open, a run whose tables or arrays are missing, cut short or altered:
+        footers and headers only, so opening stays cheap however large the run."""
         n = self.manifest["n_samples"]
         samples = self.path / SAMPLES
         try:
@@ -90,22 +93,104 @@ class Run:
                 f"The samples table of {self.path} has {rows} rows but the manifest says {n}: the "
                 "run is corrupt; re-create it with --overwrite."
             )
+        self._check_quarantine()
+        self._check_renders(n)
         for entry in self.manifest["layers"]:
             for view, spec in entry["views"].items():
-                file = self.path / spec["file"]
-                try:
-                    array = np.load(file, mmap_mode="r")
-                except (OSError, ValueError) as error:
-                    raise RunStoreError(
-                        f"The latents of layer {entry['name']!r} ({view}) in {self.path} are "
-                        f"missing or corrupt ({error}); re-create the run with --overwrite."
-                    ) from None
-                if array.shape != (n, spec["dim"]) or array.dtype != np.float32:
-                    raise RunStoreError(
-                        f"The latents of layer {entry['name']!r} ({view}) have shape "
-                        f"{array.shape} {array.dtype}, expected ({n}, {spec['dim']}) float32: the "
-                        "run is corrupt; re-create it with --overwrite."
-                    )
+                self._check_latents(entry["name"], view, spec, n)
+
+    def _check_quarantine(self) -> None:
+        """The quarantine table is small: read it whole."""
+        if not (self.path / QUARANTINE).exists():
+            raise RunStoreError(
+                f"The quarantine table of {self.path} is missing (its {QUARANTINE} is gone); "
+                "re-create the run with `latentsight analyze ... --overwrite`."
+            )
+        try:
+            rows = pq.read_table(self.path / QUARANTINE).num_rows
+        except (OSError, pa.ArrowException) as error:
+            raise RunStoreError(
+                f"The quarantine table of {self.path} is missing or corrupt ({error}); re-create "
+                "the run with `latentsight analyze ... --overwrite`."
+            ) from None
+        expected = self.manifest.get("n_quarantined")
+        if expected is not None and rows != expected:
+            raise RunStoreError(
+                f"The quarantine table of {self.path} has {rows} rows but the manifest says "
+                f"{expected}: the run is corrupt; re-create it with --overwrite."
+            )
+
+    def _check_renders(self, n: int) -> None:
+        """The render parts, one per captured chunk, numbered from 0, holding one row per sample
+        of the run (quarantined samples have none), as their footers say."""
+        stored = self.manifest.get("settings", {}).get("renders")
+        directory = self.path / RENDERS
+        if stored is False or (stored is None and not directory.is_dir()):
+            return
+        fix = "re-create the run with `latentsight analyze ... --overwrite`"
+        parts = render_parts(self.path)
+        if not parts:
+            if n == 0:
+                return
+            gone = (
+                f"no Parquet parts in {RENDERS}/" if directory.is_dir() else f"{RENDERS}/ is gone"
+            )
+            raise RunStoreError(
+                f"The renders of {self.path} are missing ({gone}), though the run was captured "
+                f"with renders: {fix}."
+            )
+        for number, part in enumerate(parts):
+            if part.name != f"part-{number:06d}.parquet":
+                raise RunStoreError(
+                    f"The renders of {self.path} are incomplete: {RENDERS}/part-{number:06d}.parquet "
+                    f"is missing; {fix}."
+                )
+        total = 0
+        for part in parts:
+            try:
+                total += pq.read_metadata(part).num_rows
+            except (OSError, pa.ArrowException) as error:
+                raise RunStoreError(
+                    f"The renders of {self.path} are corrupt: {RENDERS}/{part.name} cannot be "
+                    f"read ({error}); {fix}."
+                ) from None
+        if total != n:
+            raise RunStoreError(
+                f"The renders of {self.path} hold {total} rows but the run has {n} samples (a part "
+                f"was replaced or cut short): {fix}."
+            )
+
+    def _check_latents(self, layer: str, view: str, spec: dict[str, Any], n: int) -> None:
+        """One layer view's array: float32, ``n x dim``, and exactly the header and its data."""
+        file = self.path / spec["file"]
+        try:
+            array = np.load(file, mmap_mode="r")
+        except (OSError, ValueError) as error:
+            raise RunStoreError(
+                f"The latents of layer {layer!r} ({view}) in {self.path} are "
+                f"missing or corrupt ({error}); re-create the run with --overwrite."
+            ) from None
+        if not isinstance(array, np.memmap):  # an .npz archive or a pickle
+            getattr(array, "close", lambda: None)()
+            raise RunStoreError(
+                f"The latents of layer {layer!r} ({view}) in {self.path} are corrupt ({file.name} "
+                "is not a .npy array); re-create the run with --overwrite."
+            )
+        if array.shape != (n, spec["dim"]) or array.dtype != np.float32:
+            raise RunStoreError(
+                f"The latents of layer {layer!r} ({view}) have shape "
+                f"{array.shape} {array.dtype}, expected ({n}, {spec['dim']}) float32: the "
+                "run is corrupt; re-create it with --overwrite."
+            )
+        expected = array.offset + array.nbytes
+        size = file.stat().st_size
+        if size != expected:
+            raise RunStoreError(
+                f"The latents of layer {layer!r} ({view}) in {self.path} are corrupt: "
+                f"{file.name} has {size} bytes, but its header and {n} x {spec['dim']} float32 "
+                f"values make {expected} ({size - expected:+d}); re-create the run with "
+                "--overwrite."
+            )
 
     def __repr__(self) -> str:
         subsets = ", ".join(f"{s['name']}={s['size']}" for s in self.manifest["subsets"])
