@@ -189,6 +189,8 @@ def loaded_model_libraries(*arguments: str, cwd) -> set[str]:
 def test_info_on_a_missing_run(workdir):
     result = latentsight("info", "runs/none", cwd=workdir)
     assert result.returncode == 2 and "There is no run at runs/none" in result.stderr
+    marked = latentsight("info", "runs/[bold]x[/bold]", cwd=workdir)
+    assert "There is no run at runs/[bold]x[/bold]" in marked.stderr, "printed as typed"
 
 
 def test_help_explains_every_option(workdir):

@@ -168,6 +168,48 @@ def test_a_capture_stopped_as_it_starts_leaves_a_run_to_resume(tmp_path, data, m
     assert len(ls.analyze(project, left_lock, progress=False, insights=False).samples) == 64
 
 
+def test_an_interrupted_command_line_capture_says_how_to_resume(tmp_path, project_file):
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "latentsight", "analyze", f"{project_file}:project",
+        "--out", str(out), "--batch-size", "8", "--chunk-size", "24",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(out.rglob("*.samples.parquet"))) < 2:
+        assert process.poll() is None, process.stderr.read().decode()
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 130
+    stderr = process.stderr.read().decode()
+    assert "Interrupted." in stderr and f"--out {out} --resume" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_a_run_stopped_during_its_analysis_resumes_there(tmp_path, data, monkeypatch):
+    import latentsight.insights.engine as engine
+
+    project = ls.Project(model=TinyCNN(), data=data, loss=ls.losses.cross_entropy)
+    out = tmp_path / "run"
+    real_write = engine.write_analysis
+
+    def stopped(run_dir, **parts):
+        (run_dir / ".analysis.tmp-999999").mkdir(exist_ok=True)  # what a killed analysis leaves
+        raise _Stopped
+
+    monkeypatch.setattr(engine, "write_analysis", stopped)
+    with pytest.raises(_Stopped):
+        ls.analyze(project, out, progress=False)
+    monkeypatch.setattr(engine, "write_analysis", real_write)
+    assert not ls.open_run(out).analysed
+    resumed = ls.analyze(project, out, resume=True, progress=False)
+    assert resumed.analysed and resumed.analysis_info["layer"]
+    assert not list(out.glob(".analysis.*"))
+    other = ls.Project(model=TinyCNN(seed=5), data=data, loss=ls.losses.cross_entropy)
+    with pytest.raises(ls.RunStoreError, match=r"captured with another model.*overwrite=True"):
+        ls.analyze(other, out, resume=True, progress=False)
+
+
 def test_resume_refuses_different_settings(tmp_path, project_file):
     out = tmp_path / "run"
     project = load_project(f"{project_file}:project")

@@ -59,7 +59,8 @@ def analyze(
     Args:
         project: the model, data, loss, metadata and layers.
         out: the run directory to create (or to finish, with ``resume=True``).
-        resume: finish an interrupted capture at ``out`` where it stopped.
+        resume: finish an interrupted run at ``out``: its capture where it stopped, then its
+            analysis if that is missing (a run stopped during its analysis resumes there).
         overwrite: replace an existing run at ``out``.
         batch_size: samples per forward pass.
         chunk_size: samples per shard, the unit of work kept when a capture is interrupted.
@@ -79,6 +80,11 @@ def analyze(
     settings = CaptureSettings(
         batch_size=batch_size, chunk_size=chunk_size, num_workers=num_workers, fail_fast=fail_fast
     )
+    if resume and _captured(Path(out)):  # stopped after its capture: the analysis is what is left
+        run = _resumable(Run(out), project)
+        if insights and not run.analysed:
+            run.analyze(settings=analysis, progress=progress)
+        return run
     with training_modes_kept(project):
         plan = plan_capture(project, device=device, pooling=pooling, renders=renders)
         if progress and plan.warnings:
@@ -93,6 +99,34 @@ def analyze(
     if insights:
         run.analyze(settings=analysis, progress=progress)
     return run
+
+
+def _resumable(run: Run, project: Project) -> Run:
+    """The captured run with its project attached, refused for a model other than its own."""
+    from latentsight.capture.fingerprint import model_fingerprint
+    from latentsight.errors import RunStoreError
+
+    recorded = run.manifest["provenance"]["model_fingerprint"]
+    found = model_fingerprint(project.resolve_model())
+    if found != recorded:
+        raise RunStoreError(
+            f"Cannot resume the run at {run.path}: it was captured with another model (weights "
+            f"fingerprint {found[:12]} vs {recorded[:12]} recorded). Resume with the model that "
+            "made it, or pass overwrite=True (--overwrite) to start again."
+        )
+    return run.attach(project, verify=False)
+
+
+def _captured(out: Path) -> bool:
+    """Whether ``out`` holds a run whose capture is complete (a damaged one is left for the
+    capture to refuse)."""
+    from latentsight.errors import RunStoreError
+    from latentsight.store.manifest import MANIFEST, STATUS_COMPLETE, read_manifest
+
+    try:
+        return (out / MANIFEST).is_file() and read_manifest(out).get("status") == STATUS_COMPLETE
+    except RunStoreError:
+        return False
 
 
 def open_run(path: str | Path, *, project: Project | str | None = None) -> Run:

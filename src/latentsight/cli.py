@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from latentsight._display import check_view, insight_view, insights_view, run_view
@@ -65,7 +66,7 @@ def _attach_model(opened: Run, project: str | None, without: str) -> None:
 
 
 def _fail(error: LatentsightError) -> None:
-    error_console.print(f"[bold red]error:[/] {error}")
+    error_console.print(f"[bold red]error:[/] {escape(str(error))}")
     raise typer.Exit(code=2)
 
 
@@ -134,11 +135,20 @@ def analyze(
             num_workers=num_workers,
             fail_fast=fail_fast,
             renders=renders,
-            insights=insights,
+            insights=False,
         )
-        record_project(run.path, project)
+        record_project(run.path, project)  # before the analysis, which may be stopped too
+        if insights and not run.analysed:
+            run.analyze()
     except LatentsightError as error:
         _fail(error)
+    except KeyboardInterrupt:
+        error_console.print(
+            f"[yellow]Interrupted.[/] The completed work is kept: finish it with "
+            f"`latentsight analyze {escape(project)} --out {escape(str(out))} --resume`.",
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=130) from None
     console.print(run_view(run))
     if insights:
         console.print(insights_view(run, top=10))

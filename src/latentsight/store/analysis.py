@@ -45,8 +45,9 @@ def write_analysis(
 ) -> None:
     """Replace the run's analysis with these results, atomically. ``neighbours`` holds each map
     row's nearest other rows and their distances (N x k each), as the detectors saw them."""
+    for left in (*run_dir.glob(f".{ANALYSIS}.tmp-*"), *run_dir.glob(f".{ANALYSIS}.old-*")):
+        shutil.rmtree(left, ignore_errors=True)  # what an analysis stopped part way left
     staging = run_dir / f".{ANALYSIS}.tmp-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     for name, frame in ((MAP, map_frame), (CLUSTERS, clusters), (SCORES, scores)):
         write_parquet(staging / name, pa.Table.from_pandas(frame, preserve_index=False))
@@ -61,6 +62,11 @@ def write_analysis(
         shutil.rmtree(retired)
     else:
         staging.rename(final)
+
+
+def is_analysed(run_dir: Path) -> bool:
+    """Whether the run holds a finished analysis: the folder is put in place whole, info last."""
+    return (run_dir / ANALYSIS / INFO).is_file()
 
 
 def _folder(run_dir: Path) -> Path:

@@ -326,6 +326,11 @@ class Run:
         return analysis.read_frame(self.path, analysis.SCORES)
 
     @property
+    def analysed(self) -> bool:
+        """Whether the run holds a finished analysis (map, clusters, insights)."""
+        return analysis.is_analysed(self.path)
+
+    @property
     def analysis_info(self) -> dict[str, Any]:
         """How the analysis was made: layer, view, settings, timings, per-detector notes."""
         return analysis.read_info(self.path)
