@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import subprocess
 import sys
 
 import pandas as pd
+from rich.console import Console
 
 import latentsight as ls
-from latentsight.demo.run import DEMO_LAYERS, GROUND_TRUTH
+from latentsight.demo.model import default_epochs
+from latentsight.demo.run import DEMO_LAYERS, GROUND_TRUTH, demo_config, training_progress
 
 
 def demo(tmp_path, *arguments):
@@ -33,9 +37,22 @@ def demo(tmp_path, *arguments):
 
 
 def test_demo_trains_once_captures_and_keeps_ground_truth_apart(tmp_path):
-    first = demo(tmp_path)
+    first = demo(tmp_path)  # output piped, not a terminal: the training is logged line by line
     assert first.returncode == 0, first.stderr
-    assert "trained the demo CNN" in first.stdout
+    epochs = default_epochs(demo_config(tiny=True).n_train)
+    logged = re.findall(
+        r"^Training the demo CNN: epoch (\d+)/(\d+), loss \d+\.\d{3}, \d+\.\d s$",
+        first.stdout,
+        re.M,
+    )
+    assert {int(total) for _, total in logged} == {epochs}
+    assert {1, 5, epochs} <= {int(epoch) for epoch, _ in logged}
+    assert len(logged) <= epochs // 5 + 2
+    trained = re.search(r"^Model: trained the demo CNN in \d+\.\d s and cached it in (.+)$",
+                        first.stdout, re.M)  # fmt: skip
+    assert trained, first.stdout
+    cache_file = trained.group(1)
+    assert cache_file.startswith(str(tmp_path / "cache")) and os.path.isfile(cache_file)
     assert f"Demo run written to {tmp_path / 'run'}" in first.stdout.replace("\n", "")
 
     run = ls.open_run(tmp_path / "run")
@@ -65,6 +82,25 @@ def test_demo_trains_once_captures_and_keeps_ground_truth_apart(tmp_path):
 
     second = demo(tmp_path)
     assert second.returncode == 0, second.stderr
-    assert "reused the cached demo CNN" in second.stdout
+    assert f"Model: reused the cached demo CNN from {cache_file}\n" in second.stdout
+    assert "Training the demo CNN" not in second.stdout
     again = ls.open_run(tmp_path / "run")
     pd.testing.assert_frame_equal(again.samples, samples)
+
+
+def test_training_is_a_bar_in_a_terminal_and_a_few_lines_elsewhere():
+    logged = io.StringIO()
+    with training_progress(Console(file=logged, force_terminal=False, width=60)) as on_epoch:
+        for epoch in range(1, 13):
+            on_epoch(epoch, 12, 1.0 / epoch)
+    lines = logged.getvalue().splitlines()
+    assert [line.split(",")[0] for line in lines] == [
+        f"Training the demo CNN: epoch {epoch}/12" for epoch in (1, 5, 10, 12)
+    ]
+    assert lines[-1].startswith("Training the demo CNN: epoch 12/12, loss 0.083, ")
+
+    shown = io.StringIO()
+    with training_progress(Console(file=shown, force_terminal=True, width=60)) as on_epoch:
+        for epoch in range(1, 13):
+            on_epoch(epoch, 12, 1.0 / epoch)
+    assert "training CNN" in shown.getvalue() and "Training the demo CNN" not in shown.getvalue()

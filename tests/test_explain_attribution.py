@@ -177,8 +177,8 @@ def test_results_are_cached_in_the_run_and_reused_without_the_model(tiny, tmp_pa
         reopened.explain(["val/5"], method="gradcam", layer="features.2")
     written = again.save(tmp_path / "png")
     assert [path.name for path in written] == [
-        "val_3.gradcam@features.2.png",
-        "val_4.gradcam@features.2.png",
+        "val_3.gradcam@features.2.predicted.png",
+        "val_4.gradcam@features.2.predicted.png",
     ]
     assert Image.open(written[0]).size[1] >= 128
 

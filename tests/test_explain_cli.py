@@ -24,7 +24,9 @@ PROJECT = textwrap.dedent(
         )
         x = torch.rand(24, 3, 8, 8, generator=torch.Generator().manual_seed(0))
         data = {"train": [(x[i], i % 2) for i in range(16)], "val": [(x[i], i % 2) for i in range(16, 24)]}
-        return ls.Project(model=model, data=data, loss=ls.losses.cross_entropy, name="toy")
+        return ls.Project(
+            model=model, data=data, loss=ls.losses.cross_entropy, classes=["cat", "dog"], name="toy"
+        )
 
     project = build(0)
     retrained = build(1)
@@ -58,16 +60,30 @@ def test_explain_writes_overlays_from_the_recorded_project(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     written = sorted(path.name for path in (elsewhere / "png").iterdir())
-    assert written == ["val_0.gradcam@0.png", "val_3.gradcam@0.png"]
+    assert written == ["val_0.gradcam@0.predicted.png", "val_3.gradcam@0.predicted.png"]
     assert Image.open(elsewhere / "png" / written[0]).size == (258, 128)  # input | overlay
-    assert "val_3.gradcam@0.png" in result.stdout
+    assert "val_3.gradcam@0.predicted.png" in result.stdout
 
     integrated = latentsight(
         "explain", "runs/toy", "--ids", "val/1", "--method", "ig", "--target", "1",
         "--project", "toy_project:project", cwd=tmp_path,
     )  # fmt: skip
     assert integrated.returncode == 0, integrated.stderr
-    assert (tmp_path / "runs/toy/explanations/png/val_1.integrated_gradients.png").is_file()
+    assert (tmp_path / "runs/toy/explanations/png/val_1.integrated_gradients.class-1.png").is_file()
+
+    # one sample, one method, three targets into one folder: three files, none replaced
+    for target, stem in (("cat", "class-0"), ("1", "class-1"), ("predicted", "predicted")):
+        done = latentsight(
+            "explain", "runs/toy", "--ids", "val/1", "--method", "saliency", "--target", target,
+            "-o", "both", cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert f"val_1.saliency.{stem}.png" in done.stdout
+    assert sorted(path.name for path in (tmp_path / "both").iterdir()) == [
+        "val_1.saliency.class-0.png",
+        "val_1.saliency.class-1.png",
+        "val_1.saliency.predicted.png",
+    ]
 
 
 def test_explain_refuses_another_model_and_unknown_ids(tmp_path):

@@ -18,8 +18,8 @@ def test_explanations_page_example_runs(tmp_path, monkeypatch):
     namespace = runpy.run_path(str(script))
     assert namespace["ex"].maps.shape == (2, 16, 16)
     assert sorted(p.name for p in (tmp_path / "runs/explained/png").iterdir()) == [
-        "val_0.gradcam@2.png",
-        "val_1.gradcam@2.png",
+        "val_0.gradcam@2.predicted.png",
+        "val_1.gradcam@2.predicted.png",
     ]
     assert list(namespace["sweep"]) == ["0", "2"]
     assert namespace["filters"].images.shape == (4, 16, 16, 3)

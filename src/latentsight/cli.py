@@ -254,6 +254,7 @@ def explain(
 
     from latentsight._loading import project_for_run
     from latentsight.attribution_methods import method_name
+    from latentsight.classes import explained_target
     from latentsight.store.files import check_writable
 
     try:
@@ -270,11 +271,13 @@ def explain(
         written = found.save(folder)
     except LatentsightError as error:
         _fail(error)
-    table = Table(title=f"{method_name(method)} explanations", show_lines=False)
+    shown = explained_target(found.target, opened.class_names)  # "class-1" -> "circle"
+    table = Table(title=f"{method_name(method)} explanations ({shown})", show_lines=False)
     table.add_column("sample")
+    table.add_column("target")
     table.add_column("file")
     for sample_id, path in zip(found.ids, written, strict=True):
-        table.add_row(sample_id, str(path))
+        table.add_row(sample_id, shown, str(path))
     console.print(table)
 
 

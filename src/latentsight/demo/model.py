@@ -135,6 +135,19 @@ def cache_key(config: ShapesConfig, epochs: int, seed: int) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def demo_model_path(
+    config: ShapesConfig,
+    *,
+    cache_dir: Path | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+) -> Path:
+    """The cache file of the weights for (config, epochs, seed); epochs as load_or_train_demo_model."""
+    epochs = default_epochs(config.n_train) if epochs is None else epochs
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return cache_dir / f"shapes-cnn-{cache_key(config, epochs, seed)}.pt"
+
+
 def load_or_train_demo_model(
     config: ShapesConfig,
     subsets: dict[str, ShapesSubset] | None = None,
@@ -151,8 +164,7 @@ def load_or_train_demo_model(
     epochs defaults to default_epochs(config.n_train).
     """
     epochs = default_epochs(config.n_train) if epochs is None else epochs
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = cache_dir / f"shapes-cnn-{cache_key(config, epochs, seed)}.pt"
+    path = demo_model_path(config, cache_dir=cache_dir, epochs=epochs, seed=seed)
     if not retrain and path.exists():
         model = _load_weights(path)
         if model is not None:

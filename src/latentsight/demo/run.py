@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from latentsight import losses
 from latentsight._loading import record_project
 from latentsight.api import analyze
-from latentsight.demo.model import ShapesCNN, load_or_train_demo_model
+from latentsight.demo.model import Progress as EpochProgress
+from latentsight.demo.model import ShapesCNN, demo_model_path, load_or_train_demo_model
 from latentsight.demo.projects import MODULE, project_name
 from latentsight.demo.shapes import SHAPES, ShapesConfig, ShapesSubset, generate_shapes
 from latentsight.project import Project
@@ -22,6 +27,8 @@ from latentsight.store.run import Run
 
 DEMO_LAYERS = ["features.1.0", "features.2", "classifier.3:input"]
 GROUND_TRUTH = "extras/ground_truth.parquet"
+LOG_EVERY_EPOCHS = 5  # outside a terminal: a line for the first epoch, every 5th and the last
+LOG_EVERY_SECONDS = 30.0  # ... and whenever this long has passed since the last line
 
 
 def demo_config(*, tiny: bool = False, clean: bool = False, seed: int = 0) -> ShapesConfig:
@@ -65,6 +72,58 @@ def run_demo(
         f"[bold]Data[/]: {sizes} images of {config.image_size}x{config.image_size} ({planted})"
     )
 
+    started = time.perf_counter()
+    with training_progress(console) as on_epoch:
+        model, cached = load_or_train_demo_model(
+            config, subsets, retrain=retrain, seed=seed, progress=on_epoch
+        )
+    where = escape(str(demo_model_path(config, seed=seed)))
+    console.print(
+        "[bold]Model[/]: "
+        + (
+            f"reused the cached demo CNN from {where}"
+            if cached
+            else f"trained the demo CNN in {time.perf_counter() - started:.1f} s and cached it "
+            f"in {where}"
+        ),
+        soft_wrap=True,  # a path to copy, whole on one line
+    )
+
+    replace = (out / MANIFEST).is_file()
+    run = analyze(demo_project(subsets, model), out, overwrite=replace)
+    write_ground_truth(subsets, out)
+    record_project(out, f"{MODULE}:{project_name(tiny=tiny, clean=clean, seed=seed)}")
+    return run
+
+
+@contextmanager
+def training_progress(console: Console) -> Iterator[EpochProgress]:
+    """The training's progress: a bar in a terminal (it goes once training ends); elsewhere (a
+    log file, a pipe), where a bar shows nothing until the end, a line per few epochs with the
+    loss and the time spent (see LOG_EVERY_EPOCHS and LOG_EVERY_SECONDS)."""
+    if not console.is_terminal:
+        started = time.perf_counter()
+        last_line = started
+
+        def log_epoch(epoch: int, epochs: int, loss: float) -> None:
+            nonlocal last_line
+            now = time.perf_counter()
+            if (
+                epoch == 1
+                or epoch == epochs
+                or epoch % LOG_EVERY_EPOCHS == 0
+                or now - last_line >= LOG_EVERY_SECONDS
+            ):
+                last_line = now
+                console.print(
+                    f"Training the demo CNN: epoch {epoch}/{epochs}, loss {loss:.3f}, "
+                    f"{now - started:.1f} s",
+                    soft_wrap=True,
+                    highlight=False,
+                )
+
+        yield log_epoch
+        return
     with Progress(
         TextColumn("[bold blue]{task.description:>14}"),
         BarColumn(),
@@ -79,19 +138,7 @@ def run_demo(
         def on_epoch(epoch: int, epochs: int, loss: float) -> None:
             progress.update(task, completed=epoch, total=epochs, loss=f"{loss:.3f}")
 
-        model, cached = load_or_train_demo_model(
-            config, subsets, retrain=retrain, seed=seed, progress=on_epoch
-        )
-    console.print(
-        "[bold]Model[/]: "
-        + ("reused the cached demo CNN" if cached else "trained the demo CNN and cached it")
-    )
-
-    replace = (out / MANIFEST).is_file()
-    run = analyze(demo_project(subsets, model), out, overwrite=replace)
-    write_ground_truth(subsets, out)
-    record_project(out, f"{MODULE}:{project_name(tiny=tiny, clean=clean, seed=seed)}")
-    return run
+        yield on_epoch
 
 
 def write_ground_truth(subsets: dict[str, ShapesSubset], out: Path) -> None:

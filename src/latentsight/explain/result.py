@@ -18,6 +18,12 @@ def file_stem(sample_id: str) -> str:
     return layer_file_stem(sample_id.replace("/", "_"))
 
 
+def target_file_stem(target: str) -> str:
+    """A file-system-safe stem for what was explained (``class-3``, ``<lambda>`` -> ``_lambda_``),
+    so that maps of one sample for different targets go to different files."""
+    return layer_file_stem(target) or "target"
+
+
 @dataclass
 class Explanation:
     """Attribution maps of some samples by one method (and layer) for one target.
@@ -75,8 +81,16 @@ class Explanation:
         """``method`` or ``method@layer``, for file names."""
         return self.method if self.layer is None else f"{self.method}@{self.layer}"
 
+    def file_name(self, sample_id: str) -> str:
+        """``<id>.<method>[@layer].<target>.png``, the file :meth:`save` writes for a sample."""
+        return (
+            f"{file_stem(sample_id)}.{layer_file_stem(self.name)}."
+            f"{target_file_stem(self.target)}.png"
+        )
+
     def save(self, directory: str | Path) -> list[Path]:
-        """Write one PNG per sample, ``<id>.<method>[@layer].png`` (input | overlay); return paths."""
+        """Write one PNG per sample, ``<id>.<method>[@layer].<target>.png`` (input | overlay),
+        e.g. ``val_3.saliency.class-1.png``; return the paths."""
         directory = check_writable(directory, folder=True)
         directory.mkdir(parents=True, exist_ok=True)
         written = []
@@ -85,7 +99,7 @@ class Explanation:
             if self.images is not None:
                 picture = Image.fromarray(self.images[self.ids.index(sample_id)])
                 pictures.insert(0, picture.resize(pictures[0].size, Image.NEAREST))
-            path = directory / f"{file_stem(sample_id)}.{layer_file_stem(self.name)}.png"
+            path = directory / self.file_name(sample_id)
             panel(pictures).save(path)
             written.append(path)
         return written
@@ -114,8 +128,14 @@ class LayerSweep(Mapping[str, Explanation]):
         """The sample ids."""
         return next(iter(self._explanations.values())).ids
 
+    @property
+    def target(self) -> str:
+        """What was explained (the same at every layer): ``"predicted"``, ``"class-3"``, ..."""
+        return next(iter(self._explanations.values())).target
+
     def save(self, directory: str | Path) -> list[Path]:
-        """One PNG per sample: the input, then its overlay at each layer, shallow to deep."""
+        """One PNG per sample, ``<id>.<method>@all.<target>.png``: the input, then its overlay at
+        each layer, shallow to deep."""
         directory = check_writable(directory, folder=True)
         directory.mkdir(parents=True, exist_ok=True)
         first = next(iter(self._explanations.values()))
@@ -125,7 +145,9 @@ class LayerSweep(Mapping[str, Explanation]):
             if first.images is not None:
                 picture = Image.fromarray(first.images[position])
                 pictures.insert(0, picture.resize(pictures[0].size, Image.NEAREST))
-            path = directory / f"{file_stem(sample_id)}.{first.method}@all.png"
+            path = directory / (
+                f"{file_stem(sample_id)}.{first.method}@all.{target_file_stem(first.target)}.png"
+            )
             panel(pictures).save(path)
             written.append(path)
         return written
