@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -208,6 +209,40 @@ def test_help_explains_every_option(workdir):
     ):
         assert option in result.stdout, option
     assert not loaded_model_libraries("--help", cwd=workdir)
+
+
+def test_version_and_a_bad_view_are_answered_before_any_work(dashboard_run, tmp_path):
+    version = latentsight("--version", cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.strip() == f"latentsight {ls.__version__}"
+    bad = latentsight("insights", str(dashboard_run.path), "--view", "nope", cwd=tmp_path)
+    assert bad.returncode == 2 and "Invalid value for '--view'" in bad.stderr
+    assert "analysis" not in bad.stdout
+
+
+def test_insights_on_another_layer_says_it_replaced_the_stored_analysis(dashboard_run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(dashboard_run.path, copy)
+    before = ls.open_run(copy).analysis_info
+    layer = next(name for name in dashboard_run.layers if name != before["layer"])
+    again = latentsight("insights", str(copy), "--layer", layer, "--top", "1", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"the stored analysis (layer {before['layer']}, {before['view']} view) was replaced" in (
+        again.stderr.replace("\n", " ")
+    )
+    assert ls.open_run(copy).analysis_info["layer"] == layer
+
+
+def test_concept_grids_into_a_file_are_refused_before_the_discovery(dashboard_run, tmp_path):
+    taken = tmp_path / "afile"
+    taken.write_text("precious")
+    result = latentsight(
+        "concepts", "discover", str(dashboard_run.path), "--layer", dashboard_run.layers[-1],
+        "--grids", str(taken), "--no-save", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "it is a file, not a directory" in result.stderr
+    assert "dictionaries" not in result.stdout + result.stderr
+    assert taken.read_text() == "precious"
 
 
 def test_insights_lists_one_line_each_and_shows_one_in_full(dashboard_run, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -10,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
+from latentsight import __version__
 from latentsight._display import check_view, insight_view, insights_view, run_view
 from latentsight.errors import LatentsightError, NotRecordedError
 
@@ -25,6 +27,32 @@ app = typer.Typer(
 )
 console = Console()
 error_console = Console(stderr=True)
+
+
+class View(str, Enum):
+    """A latent view of a recorded layer."""
+
+    mean = "mean"
+    grid = "grid"
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        console.print(f"latentsight {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """latentsight: see your dataset the way your model sees it."""
+
 
 ProjectArg = Annotated[
     str,
@@ -170,9 +198,14 @@ def insights(
     run: RunArg,
     layer: Annotated[
         Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
-        typer.Option(help="Layer to analyse (default: the last recorded)."),
+        typer.Option(
+            help="Layer to analyse again, replacing the stored analysis (default: the stored "
+            "analysis, or the last recorded layer when there is none)."
+        ),
     ] = None,
-    view: Annotated[str, typer.Option(help="Latent view: mean or grid.")] = "mean",
+    view: Annotated[
+        View, typer.Option(help="Latent view to analyse: mean, or grid for conv maps.")
+    ] = View.mean,
     recompute: Annotated[
         bool, typer.Option(help="Analyse again even if the run already has an analysis.")
     ] = False,
@@ -199,10 +232,16 @@ def insights(
     one, it also audits shortcuts and ties discovered concepts to the loss."""
     try:
         opened = _open(run)
-        stale = recompute or layer is not None or view != "mean" or project is not None
-        if stale or not (opened.path / "analysis" / "analysis.json").is_file():
+        stale = recompute or layer is not None or view != View.mean or project is not None
+        if stale or not opened.analysed:
+            before = opened.analysis_info if opened.analysed else None
             _attach_model(opened, project, "analysed without the model")
-            opened.analyze(layer=layer, view=view)
+            opened.analyze(layer=layer, view=view.value)
+            if before is not None:
+                error_console.print(
+                    f"[yellow]note:[/] the stored analysis (layer {escape(before['layer'])}, "
+                    f"{before['view']} view) was replaced; report and serve show the new one."
+                )
         count = len(opened.insights)
         if show is not None and not 1 <= show <= count:
             raise NotRecordedError(
@@ -547,9 +586,12 @@ def concepts_discover(
     the model: that one is kept, and a note says so. --no-save prints only."""
     from latentsight.discovery import DiscoverySettings
     from latentsight.discovery.display import bank_view
+    from latentsight.store.files import check_writable
 
     try:
         opened = _open(run)
+        if grids is not None:
+            check_writable(grids, folder=True)
         _attach_model(opened, project, "no model, no importance")
         chosen = k if k == "auto" else int(k) if k.isdigit() else None
         if chosen is None:
