@@ -78,18 +78,24 @@ def project_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_killed_capture_resumes_to_an_identical_run(tmp_path, project_file):
-    killed = tmp_path / "killed"
+def _capture_until(project_file: Path, out: Path, shards: int, *options: str) -> subprocess.Popen:
+    """A command-line capture of the slow project into ``out``, once ``shards`` chunks are done."""
     command = [
         sys.executable, "-m", "latentsight", "analyze", f"{project_file}:project",
-        "--out", str(killed), "--batch-size", "8", "--chunk-size", "24", "--no-insights",
+        "--out", str(out), "--batch-size", "8", "--chunk-size", "24", *options,
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    shards = killed / "_capture"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(shards.rglob("*.samples.parquet"))) < 5:
+    while time.monotonic() < deadline and len(list(out.rglob("*.samples.parquet"))) < shards:
         assert process.poll() is None, process.stderr.read().decode()
         time.sleep(0.01)
+    return process
+
+
+def test_killed_capture_resumes_to_an_identical_run(tmp_path, project_file):
+    killed = tmp_path / "killed"
+    process = _capture_until(project_file, killed, 5, "--no-insights")
+    shards = killed / "_capture"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     done_before = len(list(shards.rglob("*.samples.parquet")))
@@ -130,15 +136,7 @@ def test_killed_capture_resumes_to_an_identical_run(tmp_path, project_file):
 
 def test_a_second_capture_into_a_run_being_written_is_refused(tmp_path, project_file):
     out = tmp_path / "run"
-    command = [
-        sys.executable, "-m", "latentsight", "analyze", f"{project_file}:project",
-        "--out", str(out), "--batch-size", "8", "--chunk-size", "24", "--no-insights",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(out.rglob("*.samples.parquet"))) < 2:
-        assert process.poll() is None, process.stderr.read().decode()
-        time.sleep(0.01)
+    process = _capture_until(project_file, out, 2, "--no-insights")
     project = load_project(f"{project_file}:project")
     options = dict(batch_size=8, chunk_size=24, progress=False, insights=False)
     for how in ({"overwrite": True}, {"resume": True}):
@@ -170,15 +168,7 @@ def test_a_capture_stopped_as_it_starts_leaves_a_run_to_resume(tmp_path, data, m
 
 def test_an_interrupted_command_line_capture_says_how_to_resume(tmp_path, project_file):
     out = tmp_path / "run"
-    command = [
-        sys.executable, "-m", "latentsight", "analyze", f"{project_file}:project",
-        "--out", str(out), "--batch-size", "8", "--chunk-size", "24",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(out.rglob("*.samples.parquet"))) < 2:
-        assert process.poll() is None, process.stderr.read().decode()
-        time.sleep(0.01)
+    process = _capture_until(project_file, out, 2)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 130
     stderr = process.stderr.read().decode()
