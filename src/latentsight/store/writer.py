@@ -225,12 +225,11 @@ class RunWriter:
         self._writes.append(self._background.submit(self._write_latents, batches))
 
     def _write_latents(self, batches: list[tuple[np.ndarray, LatentBatch]]) -> None:
-        """Each array's rows of the whole chunk joined first: one file write per run of rows."""
-        if not batches:
-            return
-        rows = np.concatenate([batch_rows for batch_rows, _ in batches])
-        for key, array in self.arrays.items():
-            array.write(rows, np.concatenate([latents[key] for _, latents in batches]))
+        """Each batch's vectors straight from its arrays to the files: joining a chunk's batches
+        first would copy every vector once more, into memory freshly taken for each chunk."""
+        for rows, latents in batches:
+            for key, array in self.arrays.items():
+                array.write(rows, latents[key])
 
     def write_chunk(
         self,
