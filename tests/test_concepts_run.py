@@ -173,6 +173,8 @@ def test_concepts_and_their_audit_are_stored_in_the_run(tmp_path, data, metadata
         for column in ("auc", "p_value", "q_value", "fraction"):
             assert np.allclose(frame[column], expected[column], equal_nan=True)
         assert [list(r) for r in frame["runner_ups"]] == expected["runner_ups"].tolist()
+    with pytest.raises(ls.ProjectError, match=r"not the one .* captured with"):
+        concepts.audit(TinyCNN(seed=7), layer="fc:input")  # another model's head, refused
     audit = concepts.audit(layer="fc:input")  # the run's attached model
     (audited,) = [t for t in stored_tables(run.path) if t.name == "audit"]
     assert audited.title == "Spurious-feature audit at fc:input"

@@ -203,7 +203,7 @@ def test_overlay_normalisation_is_captums():
 def test_open_run_refuses_another_model(tiny):
     run, project, _ = tiny
     other = ls.Project(model=TinyCNN(n_classes=3, seed=5), data=project.data, loss=project.loss)
-    with pytest.raises(ExplanationError, match=r"not the one .* captured with"):
+    with pytest.raises(ls.ProjectError, match=r"not the one .* captured with"):
         ls.open_run(run.path, project=other)
     assert ls.open_run(run.path, project=project).project is project
 

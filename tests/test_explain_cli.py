@@ -98,3 +98,14 @@ def test_explain_refuses_another_model_and_unknown_ids(tmp_path):
     assert "not the one" in other.stderr and "captured with" in other.stderr
     unknown = latentsight("explain", "runs/toy", "--ids", "test/9", cwd=tmp_path)
     assert unknown.returncode == 2 and "not in this run" in unknown.stderr
+    audit = latentsight(
+        "concepts", "audit", "runs/toy", "--project", "toy_project:retrained", cwd=tmp_path
+    )
+    assert audit.returncode == 2 and "not the one" in audit.stderr, audit.stderr
+
+    (tmp_path / "toy_project.py").rename(tmp_path / "moved.py")
+    gone = latentsight("explain", "runs/toy", "--ids", "val/0", cwd=tmp_path)
+    text = " ".join(gone.stderr.split())
+    assert gone.returncode == 2 and "Traceback" not in gone.stderr
+    assert "The Project this run recorded, 'toy_project:project'" in text
+    assert "no longer loads" in text and "Pass --project module:project" in text

@@ -198,7 +198,15 @@ def load_recorded_project(manifest: dict) -> Project:
     directory = spec.get("working_directory")
     if directory and directory not in sys.path:
         sys.path.insert(0, directory)
-    return load_project(spec["target"])
+    try:
+        return load_project(spec["target"])
+    except ProjectError as error:
+        where = f" from {directory}" if directory else ""
+        raise ProjectError(
+            f"The Project this run recorded, {spec['target']!r} (analysed{where}), no longer "
+            f"loads: {error} Pass --project module:project to say where it is now (in Python: "
+            "run.attach(project))."
+        ) from error
 
 
 def project_for_run(manifest: dict, target: str | None) -> Project:

@@ -421,13 +421,12 @@ def _serve_project(run: Run, target: str | None) -> Project | None:
     """The Project for the dashboard's explanations: the one named (errors are fatal), else the
     recorded one when it loads and matches the run (else none, with a note saying why)."""
     from latentsight._loading import load_project, load_recorded_project
-    from latentsight.explain.session import check_fingerprint
 
     if target is not None:
         return load_project(target)
     try:
         found = load_recorded_project(run.manifest)
-        check_fingerprint(run, found)
+        run.attach(found)
     except Exception as error:  # whatever stops the recorded Project, the dashboard runs without
         console.print(
             f"[yellow]The dashboard shows cached explanations only[/]: {error} (to compute "
@@ -535,9 +534,9 @@ def concepts_audit(
 
     try:
         opened = _open(run)
-        found = project_for_run(opened.manifest, project)
+        opened.attach(project_for_run(opened.manifest, project))
         name = layer or opened.layers[-1]
-        audit = opened.concepts(name, progress=True).audit(found, drivers=drivers)
+        audit = opened.concepts(name, progress=True).audit(drivers=drivers)
         console.print(audit_view(audit))
         for insight in audit.insights:
             console.print(f"[bold red]{insight.title}[/]: {insight.description}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 
 from latentsight.capture.items import load_item
+from latentsight.errors import ProjectError
 
 ITEMS_HASHED_PER_SUBSET = 16
 
@@ -24,6 +26,19 @@ def model_fingerprint(model: nn.Module) -> str:
             tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
         )
     return digest.hexdigest()
+
+
+def check_run_model(model: nn.Module, manifest: Mapping[str, Any], run_path: Path) -> None:
+    """Refuse a model whose weights differ from those the run at ``run_path`` was captured with:
+    what is read from the run (latents, head weights) would be paired with another model."""
+    recorded = manifest.get("provenance", {}).get("model_fingerprint")
+    found = model_fingerprint(model)
+    if recorded is not None and found != recorded:
+        raise ProjectError(
+            f"The model of this Project is not the one {run_path} was captured with (weights "
+            f"fingerprint {found[:12]} vs {recorded[:12]} recorded): attach the model that made "
+            "the run, or capture a new run of this model with latentsight.analyze."
+        )
 
 
 def _update(digest: Any, value: Any) -> None:

@@ -234,7 +234,11 @@ class Concepts:
             )
         if not hasattr(model, "named_modules"):
             model = model.resolve_model()
+        if self.run_path is not None:
+            from latentsight.capture.fingerprint import check_run_model
+            from latentsight.store.manifest import read_manifest
 
+            check_run_model(model, read_manifest(self.run_path), self.run_path)
         found = spurious_audit(
             self, model, layer=layer, head=head, drivers=drivers, min_share=min_share
         )

@@ -13,12 +13,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from latentsight.capture.fingerprint import model_fingerprint
 from latentsight.capture.forward import call_model
 from latentsight.capture.items import FailedItem, collate, load_item, to_device
 from latentsight.capture.plan import resolve_device
 from latentsight.errors import ExplanationError, NotRecordedError
-from latentsight.project import Project
 from latentsight.render import default_render, render_batch
 
 if TYPE_CHECKING:
@@ -29,18 +27,6 @@ NO_MODEL_HELP = (
     "latentsight.open_run(path, project=project) (or run.attach(project)); from the command line, "
     "pass --project module:project."
 )
-
-
-def check_fingerprint(run: Run, project: Project) -> None:
-    """Refuse a Project whose model's weights differ from those the run was captured with."""
-    recorded = run.manifest.get("provenance", {}).get("model_fingerprint")
-    found = model_fingerprint(project.resolve_model())
-    if recorded is not None and found != recorded:
-        raise ExplanationError(
-            f"The model of this Project is not the one {run.path} was captured with (weights "
-            f"fingerprint {found[:12]} vs {recorded[:12]} recorded): attach the model that made "
-            "the run, or capture a new run of this model with latentsight.analyze."
-        )
 
 
 def sample_ids(ids: str | Sequence[str]) -> list[str]:

@@ -437,10 +437,10 @@ class Run:
         With ``verify`` (the default), refuses a model whose weights fingerprint differs from the
         one recorded in the manifest. Returns the run.
         """
-        from latentsight.explain.session import check_fingerprint
+        from latentsight.capture.fingerprint import check_run_model
 
         if verify:
-            check_fingerprint(self, project)
+            check_run_model(project.resolve_model(), self.manifest, self.path)
         self._project = project
         return self
 
