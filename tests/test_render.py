@@ -73,3 +73,27 @@ def test_a_render_of_the_wrong_type_names_the_fix():
 def test_nan_is_drawn_as_zero_in_a_scaled_image():
     image = torch.tensor([[[[-1.0, float("nan")], [0.0, 1.0]]]])
     np.testing.assert_array_equal(render_batch(image)[0, :, :, 0], [[0, 0], [128, 255]])
+
+
+def test_pil_items_turned_into_tensors_by_a_collate_are_drawn_as_they_were_given(tmp_path):
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)) for _ in range(6)]
+    images[1] = images[1].convert("L")  # a grayscale item among colour ones
+
+    def to_tensors(pairs):
+        stacked = [np.asarray(image.convert("RGB"), dtype=np.float32) / 255 for image, _ in pairs]
+        inputs = torch.from_numpy(np.stack(stacked)).permute(0, 3, 1, 2)
+        return inputs, torch.tensor([target for _, target in pairs])
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 12 * 12, 2))
+    project = ls.Project(
+        model=model,
+        data={"train": [(image, i % 2) for i, image in enumerate(images)]},
+        loss=ls.losses.cross_entropy,
+        collate=to_tensors,
+    )
+    run = ls.analyze(project, tmp_path / "run", progress=False, insights=False)
+    assert run.manifest["settings"]["renders"] is True
+    for index in (0, 1):
+        drawn = np.asarray(run.render(f"train/{index}"))
+        assert np.array_equal(drawn.squeeze(), np.asarray(images[index]))

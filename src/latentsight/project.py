@@ -70,7 +70,7 @@ class Project:
         layers: module names from ``model.named_modules()`` to record; append ``":input"`` to record
             what enters a module instead of what leaves it. ``None`` picks a default and says which.
         render: how to show one sample's input: returns a PIL image, an ``H x W x 3`` array or text.
-            Image tensors get a default.
+            Image tensors and PIL images get a default.
         collate: turns a list of ``(input, target)`` pairs into ``(inputs, targets)`` for the model
             (e.g. detection, whose targets are lists of boxes). Default: stack tensors.
         padding_mask: for padded sequence batches, ``inputs -> B x T`` (True or 1 at real

@@ -24,7 +24,10 @@ def _channels_first(item_shape: tuple[int, ...]) -> bool:
 
 
 def looks_like_image(value: Any) -> bool:
-    """Whether an input is an image the default render can draw: HxW, CxHxW or HxWxC, C in 1/3/4."""
+    """Whether an input is an image the default render can draw: a PIL image, or an array or
+    tensor HxW, CxHxW or HxWxC with C in 1/3/4."""
+    if isinstance(value, Image.Image):
+        return True
     if not isinstance(value, (torch.Tensor, np.ndarray)):
         return False
     shape = tuple(value.shape)
@@ -81,7 +84,9 @@ def _to_bytes(pixels: torch.Tensor) -> np.ndarray:
 
 
 def default_render(value: Any) -> Image.Image:
-    """Draw one image tensor as :func:`render_batch` draws it."""
+    """Draw one image tensor as :func:`render_batch` draws it; a PIL image is its own picture."""
+    if isinstance(value, Image.Image):
+        return value
     batch = value[None] if isinstance(value, torch.Tensor) else np.asarray(value)[None]
     return picture(render_batch(batch)[0])
 
