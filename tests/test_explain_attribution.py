@@ -16,6 +16,7 @@ from torch import nn
 import latentsight as ls
 from latentsight.errors import ExplanationError, NotRecordedError
 from latentsight.explain import AttributionSettings, normalize_map
+from latentsight.explain.targets import Target, parse_target
 
 
 def _train(model: nn.Module, items: list, steps: int = 60) -> nn.Module:
@@ -161,6 +162,17 @@ def test_targets_predicted_class_and_function_agree(tiny):
     with pytest.raises(ls.LatentsightError, match=r"The classes are 'plain', 'square', 'other'"):
         run.explain(ids, method="saliency", target="circle", cache=False)
     assert scored.target == "logit_two" and scored.classes.tolist() == [-1, -1, -1]
+
+
+def test_a_class_whose_name_is_a_keyword_is_named_with_the_class_prefix():
+    names = {0: "label", 1: "predicted", 2: "7"}
+    assert parse_target("label", names) == Target("label")
+    assert parse_target("class:label", names) == Target("class", class_index=0)
+    assert parse_target("class:predicted", names) == Target("class", class_index=1)
+    assert parse_target("class:7", names) == Target("class", class_index=2)  # the name first
+    assert parse_target("class:1", names) == Target("class", class_index=1)
+    with pytest.raises(ExplanationError, match=r"'class:NAME' for a class named"):
+        parse_target("class:dog", names)
 
 
 def test_results_are_cached_in_the_run_and_reused_without_the_model(tiny, tmp_path):

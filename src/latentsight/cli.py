@@ -273,7 +273,11 @@ def explain(
         ),
     ] = None,
     target: Annotated[
-        str, typer.Option(help="What to explain: predicted, label, or a class (index or name).")
+        str,
+        typer.Option(
+            help="What to explain: predicted, label, or a class (index or name; class:NAME for "
+            "a class named like a keyword)."
+        ),
     ] = "predicted",
     out: Annotated[
         Optional[Path],  # noqa: UP045 - typer needs Optional on Python 3.10

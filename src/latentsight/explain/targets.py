@@ -18,9 +18,11 @@ from latentsight.errors import ExplanationError
 TargetFn = Callable[[Any], torch.Tensor]
 TargetLike = str | int | TargetFn
 TARGET_HELP = (
-    "target must be 'predicted', 'label', a class index (int) or name, or a function "
-    "outputs -> Tensor[B] that returns one score per sample."
+    "target must be 'predicted', 'label', a class index (int) or name ('class:NAME' for a class "
+    "named 'predicted' or 'label'), or a function outputs -> Tensor[B] that returns one score "
+    "per sample."
 )
+CLASS_PREFIX = "class:"  # names a class even when its name is also a keyword or a number
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,11 @@ def parse_target(target: TargetLike, class_names: Mapping[int, str] | None = Non
         if target in ("predicted", "label"):
             return Target(target)
         by_name = {name: index for index, name in (class_names or {}).items()}
-        if target in by_name:
-            return Target("class", class_index=by_name[target])
+        name = target.removeprefix(CLASS_PREFIX)
+        if name in by_name:
+            return Target("class", class_index=by_name[name])
+        if target.startswith(CLASS_PREFIX) and name.isdigit():
+            return Target("class", class_index=int(name))
         known = f" The classes are {', '.join(map(repr, by_name))}." if by_name else ""
         raise ExplanationError(f"Unknown target {target!r}. {TARGET_HELP}{known}")
     if callable(target):
