@@ -7,6 +7,7 @@ import json
 import shutil
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
 from conftest import TinyCNN, image_items
@@ -46,6 +47,13 @@ def pristine(tmp_path_factory):
     return _capture(tmp_path_factory.mktemp("pristine") / "run").path
 
 
+@pytest.fixture(scope="module")
+def other_run(tmp_path_factory):
+    """A run of the same data through another model, without renders, built once."""
+    out = tmp_path_factory.mktemp("other") / "run"
+    return _capture(out, renders=False, model=TinyCNN(seed=1)).path
+
+
 @pytest.fixture
 def run_dir(pristine, tmp_path):
     """A copy of the pristine run, to damage."""
@@ -75,10 +83,19 @@ def test_a_fresh_run_opens_and_reads(pristine):
     assert len(run.samples) == 64 and len(run.quarantine) == 0
     assert run.latent("features").shape == (64, 16)
     assert run.render("val/3") is not None
+    _read_every_view(run)
 
 
-def test_a_run_without_renders_opens(tmp_path):
-    run = ls.open_run(_capture(tmp_path / "run", renders=False).path)
+def _read_every_view(run):
+    """Read every layer view, which checks each one's digest, recorded for each at capture."""
+    for entry in run.manifest["layers"]:
+        for view, spec in entry["views"].items():
+            assert len(spec["rows_digest"]) == 32
+            assert len(run.latent(entry["name"], view)) == run.manifest["n_samples"]
+
+
+def test_a_run_without_renders_opens(other_run):
+    run = ls.open_run(other_run)
     assert not (run.path / "renders").exists() and run.manifest["settings"]["renders"] is False
     with pytest.raises(ls.NotRecordedError, match="stored no renders"):
         run.render("val/3")
@@ -102,6 +119,7 @@ def test_a_run_with_quarantined_samples_opens_its_renders_count_only_kept_sample
     run = ls.open_run(_capture(tmp_path / "run", model=FailsOnNegative(), data=data).path)
     assert run.manifest["n_samples"] == 63 and list(run.quarantine["id"]) == ["train/5"]
     assert run.render("train/6") is not None
+    _read_every_view(run)  # the digests are of the arrays without the quarantined row
 
 
 def test_newer_optional_fields_and_unknown_fields_are_accepted(run_dir):
@@ -273,3 +291,112 @@ def test_a_latent_array_that_is_not_npy(run_dir):
     with file.open("wb") as handle:
         np.savez(handle, a=np.zeros(3))
     _refused(run_dir, r"latents of layer 'features' \(mean\) .* corrupt.*--overwrite")
+
+
+def _latents(run_dir, name="fc@input.mean.npy"):
+    return run_dir / "latents" / name
+
+
+NOT_CAPTURED = (
+    r"latents of layer {layer} \({view}\) in .* are not the ones captured: rows of "
+    r"latents/{file} differ from the digest in the manifest \(rows reordered, or the file "
+    rf"replaced by another run's\); {RECREATE}"
+)
+
+
+def test_reordered_latent_rows_are_refused_when_the_layer_is_first_read(run_dir):
+    file = _latents(run_dir)
+    np.save(file, np.load(file)[::-1])
+    run = ls.open_run(run_dir)  # opening reads the arrays' headers only
+    problem = NOT_CAPTURED.format(layer="'fc:input'", view="mean", file=r"fc@input\.mean\.npy")
+    with pytest.raises(ls.RunStoreError, match=problem):
+        run.latent("fc:input")
+    assert run.latent("features").shape == (64, 16)  # the other arrays are still read
+    result = CliRunner().invoke(app, ["insights", str(run_dir)])  # analyses fc:input
+    assert result.exit_code == 2, result.output
+    assert "are not the ones captured" in " ".join(result.output.split())
+
+
+def test_a_latent_file_of_another_run_of_the_same_shape_is_refused(run_dir, other_run):
+    name = "features.grid.npy"
+    shutil.copyfile(_latents(other_run, name), _latents(run_dir, name))
+    problem = NOT_CAPTURED.format(layer="'features'", view="grid", file=r"features\.grid\.npy")
+    with pytest.raises(ls.RunStoreError, match=problem):
+        ls.open_run(run_dir).latent("features", "grid")
+
+
+def test_a_run_recorded_without_digests_reads_its_latents_unchecked(run_dir):
+    _edit_manifest(
+        run_dir,
+        lambda m: [spec.pop("rows_digest") for e in m["layers"] for spec in e["views"].values()],
+    )
+    reordered = np.load(_latents(run_dir))[::-1]
+    np.save(_latents(run_dir), reordered)
+    assert np.array_equal(ls.open_run(run_dir).latent("fc:input"), reordered)
+
+
+# -- 5. the analysis ----------------------------------------------------------------------------
+
+AGAIN = r"analyse the run again with `latentsight insights .*run --recompute`"
+
+
+def _cut_short(name):
+    def damage(folder):
+        table = pq.read_table(folder / name)
+        pq.write_table(table.slice(0, table.num_rows // 2), folder / name)
+
+    return damage
+
+
+def _delete(name):
+    return lambda folder: (folder / name).unlink()
+
+
+def _truncate(name):
+    def damage(folder):
+        file = folder / name
+        file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+
+    return damage
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (
+            _cut_short("map.parquet"),
+            r"is incomplete: analysis/map\.parquet has 280 rows but the run "
+            r"has 560 samples \(the file was replaced or cut short\)",
+        ),
+        (_cut_short("neighbours.parquet"), r"analysis/neighbours\.parquet has 280 rows"),
+        (_cut_short("scores.parquet"), r"analysis/scores\.parquet has 280 rows"),
+        (_delete("neighbours.parquet"), r"is incomplete: it has no analysis/neighbours\.parquet"),
+        (_delete("scores.parquet"), r"is incomplete: it has no analysis/scores\.parquet"),
+        (_delete("clusters.parquet"), r"it has no analysis/clusters\.parquet"),
+        (_truncate("clusters.parquet"), r"analysis file .*clusters\.parquet is corrupt \("),
+    ],
+    ids=[
+        "map-cut-short",
+        "neighbours-cut-short",
+        "scores-cut-short",
+        "neighbours-deleted",
+        "scores-deleted",
+        "clusters-deleted",
+        "clusters-truncated",
+    ],
+)
+def test_a_damaged_analysis_is_refused_by_every_reader_and_the_report(
+    dashboard_run, tmp_path, damage, problem
+):
+    run_dir = shutil.copytree(dashboard_run.path, tmp_path / "run")
+    damage(run_dir / "analysis")
+    run = ls.open_run(run_dir)
+    assert run.manifest["n_samples"] == 560
+    for reader in ("map", "clusters", "neighbours", "scores", "insights"):
+        with pytest.raises(ls.RunStoreError, match=rf"{problem}.*{AGAIN}"):
+            getattr(run, reader)
+    assert run.analysis_info["layer"]  # how it was made stays readable, for --recompute to name
+    page = tmp_path / "r.html"
+    result = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(page)])
+    assert result.exit_code == 2 and not page.exists(), result.output
+    assert "--recompute`" in " ".join(result.output.split())

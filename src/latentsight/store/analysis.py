@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from latentsight.errors import NotRecordedError, RunStoreError
 from latentsight.insights.base import Evidence, Insight
 from latentsight.store.files import write_json, write_parquet
-from latentsight.store.manifest import ANALYSIS
+from latentsight.store.manifest import ANALYSIS, SAMPLES
 
 INFO = "analysis.json"
 MAP = "map.parquet"
@@ -31,6 +31,8 @@ CLUSTERS = "clusters.parquet"
 INSIGHTS = "insights.json"
 SCORES = "scores.parquet"
 NEIGHBOURS = "neighbours.parquet"
+TABLES = (MAP, CLUSTERS, SCORES, NEIGHBOURS)
+PER_SAMPLE = (MAP, SCORES, NEIGHBOURS)  # one row per sample of the run, in samples order
 
 
 def write_analysis(
@@ -79,6 +81,36 @@ def _folder(run_dir: Path) -> Path:
     return folder
 
 
+def _check_present(run_dir: Path, folder: Path, names: tuple[str, ...]) -> None:
+    """Refuse an analysis that lacks one of these files."""
+    for name in names:
+        if not (folder / name).is_file():
+            raise RunStoreError(
+                f"The analysis of the run at {run_dir} is incomplete: it has no {ANALYSIS}/{name} "
+                f"(deleted, or written by an older latentsight); {_again(run_dir)}."
+            )
+
+
+def _check_files(run_dir: Path, folder: Path) -> None:
+    """Refuse an analysis with a file missing, unreadable, or not one row per sample of the run
+    where it should be: Parquet footers only, so that a surface opening it pays little."""
+    _check_present(run_dir, folder, (*TABLES, INSIGHTS))
+    n = pq.read_metadata(run_dir / SAMPLES).num_rows
+    for name in TABLES:
+        try:
+            rows = pq.read_metadata(folder / name).num_rows
+        except (OSError, pa.ArrowException) as error:
+            raise RunStoreError(
+                f"The analysis file {folder / name} is corrupt ({error}): {_again(run_dir)}."
+            ) from None
+        if name in PER_SAMPLE and rows != n:
+            raise RunStoreError(
+                f"The analysis of the run at {run_dir} is incomplete: {ANALYSIS}/{name} has "
+                f"{rows} rows but the run has {n} samples (the file was replaced or cut short); "
+                f"{_again(run_dir)}."
+            )
+
+
 def _again(run_dir: Path) -> str:
     return (
         f"analyse the run again with `latentsight insights {run_dir} --recompute` (or "
@@ -87,26 +119,28 @@ def _again(run_dir: Path) -> str:
 
 
 @contextmanager
-def _reading(run_dir: Path, name: str) -> Iterator[Path]:
+def _reading(run_dir: Path, name: str, *, whole: bool = True) -> Iterator[Path]:
     """The path of one analysis file, to read in the block; a missing or unreadable file is a
-    RunStoreError that names it and how to make it again, whichever surface asked."""
-    path = _folder(run_dir) / name
-    if not path.is_file():
-        raise RunStoreError(
-            f"The analysis of the run at {run_dir} has no {ANALYSIS}/{name} (deleted, or "
-            f"written by an older latentsight): {_again(run_dir)}."
-        )
+    RunStoreError that names it and how to make it again, whichever surface asked. With
+    ``whole``, the rest of the analysis is then checked (see :func:`_check_files`), so that what
+    was read is never a part of a damaged analysis, and the file asked for is named first."""
+    folder = _folder(run_dir)
+    _check_present(run_dir, folder, (name,))
+    path = folder / name
     try:
         yield path
     except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as error:
         raise RunStoreError(
             f"The analysis file {path} is corrupt ({error}): {_again(run_dir)}."
         ) from None
+    if whole:
+        _check_files(run_dir, folder)
 
 
 def read_info(run_dir: Path) -> dict[str, Any]:
-    """The analysis settings, layer, timings and per-detector notes."""
-    with _reading(run_dir, INFO) as path:
+    """The analysis settings, layer, timings and per-detector notes: readable whatever became of
+    the results, so that an analysis made again can say which one it replaces."""
+    with _reading(run_dir, INFO, whole=False) as path:
         return json.loads(path.read_text())
 
 

@@ -16,6 +16,7 @@ RENDERS = "renders"  # a directory of Parquet parts, in samples order
 LATENTS = "latents"
 CAPTURE_SHARDS = "_capture"
 ANALYSIS = "analysis"
+ROWS_DIGEST = "rows_digest"  # of a latent file's view: see files.rows_digest
 STATUS_CAPTURING = "capturing"
 STATUS_COMPLETE = "complete"
 
@@ -96,7 +97,7 @@ FIELDS: dict[str, Any] = {
             "name": str,
             "kind": str,
             "sample_shape": [int],
-            "views": {str: {"dim": int, "file": str}},
+            "views": {str: {"dim": int, "file": str, f"{ROWS_DIGEST}?": str}},
         }
     ],
     "loss_components": [str],

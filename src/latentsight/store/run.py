@@ -16,9 +16,11 @@ from PIL import Image
 from latentsight.errors import NotRecordedError, RunStoreError
 from latentsight.insights.base import AnalysisSettings, Insight
 from latentsight.store import analysis
+from latentsight.store.files import rows_digest
 from latentsight.store.manifest import (
     QUARANTINE,
     RENDERS,
+    ROWS_DIGEST,
     SAMPLES,
     STATUS_COMPLETE,
     layer_entry,
@@ -74,6 +76,7 @@ class Run:
                 f"{self.path} --resume` (or analyze(project, out=..., resume=True))."
             )
         self._check_files()
+        self._verified: set[tuple[str, str]] = set()  # layer views whose digest was checked
         self._project: Project | None = None
 
     def _check_files(self) -> None:
@@ -238,7 +241,23 @@ class Run:
             raise NotRecordedError(
                 f"Layer {layer!r} has no {view!r} view; its views are {list(views)}."
             )
-        return np.load(self.path / views[view]["file"], mmap_mode="r")
+        array = np.load(self.path / views[view]["file"], mmap_mode="r")
+        if (layer, view) not in self._verified:
+            self._check_digest(layer, view, views[view], array)
+            self._verified.add((layer, view))
+        return array
+
+    def _check_digest(self, layer: str, view: str, spec: dict[str, Any], array: np.ndarray) -> None:
+        """Refuse an array whose rows were reordered or replaced since capture, from the few rows
+        its digest covers (a run written before digests were recorded is not checked)."""
+        recorded = spec.get(ROWS_DIGEST)
+        if recorded is not None and rows_digest(array) != recorded:
+            raise RunStoreError(
+                f"The latents of layer {layer!r} ({view}) in {self.path} are not the ones "
+                f"captured: rows of {spec['file']} differ from the digest in the manifest (rows "
+                "reordered, or the file replaced by another run's); re-create the run with "
+                "`latentsight analyze ... --overwrite`."
+            )
 
     @cached_property
     def quarantine(self) -> pd.DataFrame:

@@ -24,10 +24,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from latentsight.errors import RunStoreError
+from latentsight.store.concepts import CONCEPTS
+from latentsight.store.explanations import EXPLANATIONS
 from latentsight.store.files import (
     check_writable,
     layer_file_stem,
     parquet_options,
+    rows_digest,
     write_json,
     write_parquet,
 )
@@ -38,6 +41,7 @@ from latentsight.store.manifest import (
     MANIFEST,
     QUARANTINE,
     RENDERS,
+    ROWS_DIGEST,
     SAMPLES,
     STATUS_CAPTURING,
     STATUS_COMPLETE,
@@ -326,6 +330,7 @@ class RunWriter:
                 _drop_rows(array, failed_rows)
             array.close()
         self.arrays.clear()
+        self._record_digests()
         self.manifest.update(updates)
         self.manifest["n_samples"] = n_rows
         self.manifest["n_quarantined"] = len(failed_rows)
@@ -333,6 +338,13 @@ class RunWriter:
         write_json(self.path / MANIFEST, self.manifest)
         shutil.rmtree(shards)
         return self.manifest
+
+    def _record_digests(self) -> None:
+        """Note in the manifest each final array's digest, which a reader checks on first use."""
+        for entry in self.manifest["layers"]:
+            for spec in entry["views"].values():
+                array = np.load(self.path / spec["file"], mmap_mode="r")
+                spec[ROWS_DIGEST] = rows_digest(array)
 
 
 LOCK = ".capture.lock"  # held by the capture writing the run
@@ -346,8 +358,8 @@ RUN_ENTRIES = frozenset(
         LATENTS,
         CAPTURE_SHARDS,
         ANALYSIS,
-        "concepts",
-        "explanations",
+        CONCEPTS,
+        EXPLANATIONS,
         "extras",
         LOCK,
     }
