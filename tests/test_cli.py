@@ -316,7 +316,7 @@ def test_help_reads_as_prose_and_names_the_arguments(workdir):
     assert listing.returncode == 0, listing.stderr
     assert "It reads the run and writes only the explanations" in " ".join(listing.stdout.split())
     usage = latentsight("serve", "--help", cwd=workdir)
-    assert "latentsight serve [OPTIONS] {RUN}" in usage.stdout
+    assert "latentsight serve [OPTIONS] RUN" in usage.stdout
 
 
 def test_a_run_without_findings_says_what_was_tested_and_why_detectors_did_not_run(workdir):

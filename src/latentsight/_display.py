@@ -3,19 +3,100 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.console import Group
+from rich.measure import Measurement
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from latentsight._numbers import probability_text
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
+
+    from rich.console import Console, ConsoleOptions, JustifyMethod, RenderResult
 
     from latentsight.capture.plan import CapturePlan
     from latentsight.store.run import Run
+
+_CELL_PADDING = 2  # a rich Table pads each cell with one space on either side
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a :class:`FitTable`; ``wraps`` marks prose, the only cells that may wrap."""
+
+    header: str
+    justify: JustifyMethod = "left"
+    wraps: bool = False
+
+
+class FitTable:
+    """A table laid out at the console's width so that nothing a user copies is cut: identifiers
+    and figures keep their full width, prose columns share the rest without breaking a word, and
+    where even that cannot fit, the ``optional`` columns (headers) are left out, first one first."""
+
+    def __init__(self, title: str, columns: Sequence[Column], optional: Sequence[str] = ()) -> None:
+        self.title = title
+        self.columns = list(columns)
+        self.optional = list(optional)
+        self.rows: list[tuple[str, ...]] = []
+
+    def add_row(self, *cells: str) -> None:
+        """Add one row, a cell (text with rich markup) per column."""
+        self.rows.append(cells)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        """The table with the fewest columns left out whose words all fit the width."""
+        for count in range(len(self.optional) + 1):
+            shown = [i for i, c in enumerate(self.columns) if c.header not in self.optional[:count]]
+            widths = self._widths(console, options, shown)
+            if widths is not None:
+                break
+        yield self._table(shown, widths or {})
+
+    def _widths(
+        self, console: Console, options: ConsoleOptions, shown: list[int]
+    ) -> dict[int, int] | None:
+        """Content width per shown column ({}: every one at its natural width), or None where
+        some word would have to be cut."""
+        ranges = {i: self._range(console, options, i) for i in shown}
+        room = options.max_width - (len(shown) + 1) - _CELL_PADDING * len(shown)
+        if sum(widest for _, widest in ranges.values()) <= room:
+            return {}
+        spare = room - sum(narrowest for narrowest, _ in ranges.values())
+        if spare < 0:
+            return None
+        lacking = sum(widest - narrowest for narrowest, widest in ranges.values())
+        return {
+            i: narrowest + spare * (widest - narrowest) // lacking
+            for i, (narrowest, widest) in ranges.items()
+        }
+
+    def _range(self, console: Console, options: ConsoleOptions, index: int) -> tuple[int, int]:
+        """The narrowest a column may be (its longest word; all of every cell where it does not
+        wrap, though its header may) and its natural width."""
+        header = Measurement.get(console, options, self.columns[index].header)
+        cells = [Measurement.get(console, options, row[index]) for row in self.rows]
+        widest = max([header.maximum, *(cell.maximum for cell in cells)])
+        if not self.columns[index].wraps:
+            return min(widest, max([header.minimum, *(c.maximum for c in cells)])), widest
+        return max([header.minimum, *(cell.minimum for cell in cells)]), widest
+
+    def _table(self, shown: list[int], widths: dict[int, int]) -> Table:
+        """The rich Table of the ``shown`` columns at these ``widths`` (missing: natural)."""
+        table = Table(title=self.title, title_justify="left")
+        for i in shown:
+            column = self.columns[i]
+            table.add_column(
+                column.header, justify=column.justify, overflow="fold", width=widths.get(i)
+            )
+        for row in self.rows:
+            table.add_row(*(row[i] for i in shown))
+        return table
 
 
 def _fmt(value: object) -> str:
@@ -69,12 +150,15 @@ def check_view(plan: CapturePlan) -> Group:
         subsets.add_column(column)
     for subset in plan.subsets:
         subsets.add_row(subset.name, str(subset.size), "yes" if subset.labeled else "no")
-    layers = Table(
-        title="Layers" + (" (default choice)" if plan.layers_defaulted else ""),
-        title_justify="left",
+    layers = FitTable(
+        "Layers" + (" (default choice)" if plan.layers_defaulted else ""),
+        [
+            Column("layer"),
+            Column("kind", wraps=True),
+            Column("activation per sample"),
+            Column("stored views (dims)", wraps=True),
+        ],
     )
-    for column in ("layer", "kind", "activation per sample", "stored views (dims)"):
-        layers.add_column(column)
     for ref, pooler in plan.layers:
         layers.add_row(
             ref.name,
@@ -158,9 +242,15 @@ def run_view(run: Run) -> Group:
             _fmt(figures.get("mean_loss")),
             _fmt(figures.get("accuracy")),
         )
-    layers = Table(title="Latents", title_justify="left")
-    for column in ("layer", "kind", "activation per sample", "views (N x D, memory-mapped)"):
-        layers.add_column(column)
+    layers = FitTable(
+        "Latents",
+        [
+            Column("layer"),
+            Column("kind"),
+            Column("activation per sample"),
+            Column("views (N x D, memory-mapped)", wraps=True),
+        ],
+    )
     for entry in manifest["layers"]:
         layers.add_row(
             entry["name"],
@@ -193,16 +283,16 @@ def insights_view(run: Run, top: int) -> Group:
     if not insights:
         return _no_insights_view(info)
     searched = info.get("layers_searched", [info["layer"]])
-    table = Table(
-        title=f"Insights: map of layer {info['layer']} ({info['view']} view), layers searched: "
+    table = FitTable(
+        f"Insights: map of layer {info['layer']} ({info['view']} view), layers searched: "
         f"{', '.join(searched)}; {len(insights)} significant of {info['candidates']} tested",
-        title_justify="left",
+        [
+            Column("#", "right"),
+            Column("kind", wraps=True),
+            Column("finding", wraps=True),
+            *(Column(figure, "right") for figure in ("samples", "effect", "q")),
+        ],
     )
-    table.add_column("#", justify="right")
-    table.add_column("kind")
-    table.add_column("finding", overflow="fold")
-    for column in ("samples", "effect", "q"):
-        table.add_column(column, justify="right")
     for rank, insight in enumerate(insights[:top], start=1):
         finding = insight.title
         if insight.merged:
@@ -248,6 +338,7 @@ def insight_view(run: Run, rank: int) -> Group:
     """One insight in full: what was found and where, every piece of evidence, what to do."""
     insight = run.insights[rank - 1]
     facts = Table.grid(padding=(0, 2))
+    facts.add_row("[bold]finding[/]", Text(insight.title, style="bold"))
     facts.add_row("[bold]kind[/]", insight.kind.replace("_", " "))
     facts.add_row("[bold]samples[/]", f"{insight.size:,}")
     facts.add_row("[bold]what it is[/]", insight.description)
@@ -255,11 +346,22 @@ def insight_view(run: Run, rank: int) -> Group:
     if insight.merged:
         facts.add_row("[bold]merged[/]", "\n".join(insight.merged))
     shown = ", ".join(insight.population[:10])
-    more = f" and {insight.size - 10:,} more (run.insights[{rank - 1}].population)"
+    more = (
+        f" and {insight.size - 10:,} more (every one: latentsight serve {run.path}; in Python, "
+        f"run.insights[{rank - 1}].population)"
+    )
     facts.add_row("[bold]members[/]", shown + (more if insight.size > 10 else ""))
-    evidence = Table(title="Evidence", title_justify="left")
-    for column in ("detector", "layer", "effect", "what the effect measures", "p", "q", "n"):
-        evidence.add_column(column, overflow="fold")
+    evidence = FitTable(
+        "Evidence",
+        [
+            Column("detector"),
+            Column("layer"),
+            Column("effect"),
+            Column("what the effect measures", wraps=True),
+            *(Column(figure) for figure in ("p", "q", "n")),
+        ],
+        optional=["p", "n"],
+    )
     for item in insight.evidence:
         evidence.add_row(
             item.detector,
@@ -270,4 +372,5 @@ def insight_view(run: Run, rank: int) -> Group:
             probability_text(item.q_value),
             f"{item.n:,}",
         )
-    return Group(Panel(facts, title=f"#{rank} {insight.title}", title_align="left"), evidence)
+    title = f"insight #{rank}"  # short: a panel title does not wrap, the finding above does
+    return Group(Panel(facts, title=title, title_align="left"), evidence)

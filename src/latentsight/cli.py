@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from latentsight import __version__
 from latentsight._display import check_view, insight_view, insights_view, run_view
@@ -19,7 +21,72 @@ if TYPE_CHECKING:
     from latentsight.project import Project
     from latentsight.store.run import Run
 
-app = typer.Typer(
+_VALUE_NAMES = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "path": "PATH"}
+
+
+class _PlainArgument(TyperArgument):
+    """An argument shown in help by its name alone (``RUN``), not as ``{RUN}`` of type ``<path>``."""
+
+    def display_type_rich(self, ctx: typer.Context) -> str | None:
+        return None
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw + ("..." if self.nargs != 1 else "")
+        return name if self.required else f"[{name}]"
+
+
+class _PlainOption(TyperOption):
+    """An option shown as classic command lines show it: ``--top INTEGER``, ``--view
+    [mean|grid]``, a flag by its names alone (``--save/--no-save``), never ``<bool>``."""
+
+    def display_type_rich(self, ctx: typer.Context) -> str | None:
+        if self.is_flag or self.count:
+            return None
+        if self.metavar is not None:
+            return self.metavar
+        label = self.display_type(ctx).strip("<>").removesuffix(" range").removeprefix("list[")
+        if self.type_descriptor.is_choice:
+            return f"[{label}]"
+        return _VALUE_NAMES.get(label.rstrip("]"), label.upper())
+
+
+def _plain(param: object) -> None:
+    """Show ``param`` in help as the plain classes do; they add display methods only, so an
+    instance switched to one keeps its state."""
+    if isinstance(param, TyperArgument):
+        param.__class__ = _PlainArgument
+    elif isinstance(param, TyperOption):
+        param.__class__ = _PlainOption
+
+
+class _PlainHelp:
+    """Help that names values as classic command lines do, for a command or a group: every
+    parameter it shows, including those typer and click add late (--help, completion)."""
+
+    def get_params(self, ctx: typer.Context) -> list:
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            _plain(param)
+        return params
+
+
+class _Command(_PlainHelp, TyperCommand):
+    """A command with plain help."""
+
+
+class _Group(_PlainHelp, TyperGroup):
+    """A group of commands with plain help."""
+
+
+class _Typer(typer.Typer):
+    """A Typer whose commands are :class:`_Command` unless told otherwise."""
+
+    def command(self, *args: Any, cls: type[TyperCommand] = _Command, **kwargs: Any) -> Any:
+        return super().command(*args, cls=cls, **kwargs)
+
+
+app = _Typer(
+    cls=_Group,
     help="latentsight: see your dataset the way your model sees it.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -93,9 +160,60 @@ def _attach_model(opened: Run, project: str | None, without: str) -> None:
         error_console.print(f"[yellow]{without}:[/] {error}")
 
 
+_PYTHON_ONLY = {  # Python advice in the library's messages -> what a shell user does instead
+    "run.samples['id']": "the report or the dashboard (latentsight serve RUN)",
+    " (settings)": "",  # by='target' (settings): a DiscoverySettings field, an option here
+}
+_KEYWORD = re.compile(
+    r"(?<![\w.])([a-z_]+)=('[^']*'|\"[^\"]*\"|True|False|\.\.\.|-?\d[\d.]*)?(?![\w(])"
+)
+_REPEATED = re.compile(r"(--[\w-]+(?: [^\s(),;]+)?) \((?:on the command line, )?\1\)")  # both given
+
+
 def _fail(error: LatentsightError) -> None:
-    error_console.print(f"[bold red]error:[/] {escape(str(error))}")
+    error_console.print(f"[bold red]error:[/] {escape(_shell_advice(str(error)))}")
     raise typer.Exit(code=2)
+
+
+def _shell_advice(message: str) -> str:
+    """``message`` with its Python advice written as a shell user types it: keyword arguments
+    that are options here become those options (``by='target'`` -> ``--by target``,
+    ``per_class=False`` -> ``--global``), so the library keeps one message for both."""
+    for python, shell in _PYTHON_ONLY.items():
+        message = message.replace(python, shell)
+    options = _options_by_name()
+    return _REPEATED.sub(r"\1", _KEYWORD.sub(lambda match: _as_option(match, options), message))
+
+
+def _options_by_name() -> dict[str, TyperOption]:
+    """Every option of the command line, by the Python name of its parameter."""
+    found: dict[str, TyperOption] = {}
+
+    def collect(command: Any) -> None:
+        for param in command.params:
+            if isinstance(param, TyperOption):
+                found.setdefault(param.name, param)
+        for subcommand in getattr(command, "commands", {}).values():
+            collect(subcommand)
+
+    collect(typer.main.get_command(app))
+    return found
+
+
+def _as_option(match: re.Match[str], options: dict[str, TyperOption]) -> str:
+    """The option that a ``name=value`` match stands for, or the match where there is none."""
+    name, value = match[1], match[2]
+    option = options.get(name)
+    if option is None:
+        return match[0]
+    if option.is_flag:
+        names = option.secondary_opts if value == "False" else option.opts
+        return names[0] if names and value in (None, "True", "False") else match[0]
+    flag = max(option.opts, key=len)
+    if value is None:
+        return flag
+    value = value.strip("'\"")
+    return f"{flag} {name.upper() if value == '...' else shlex.quote(value)}"
 
 
 @app.command()
@@ -293,8 +411,7 @@ def explain(
     device: DeviceOpt = None,
 ) -> None:
     """Explain samples of a run with an attribution method and write overlays as PNGs."""
-    from rich.table import Table
-
+    from latentsight._display import Column, FitTable
     from latentsight._loading import project_for_run
     from latentsight.attribution_methods import method_name
     from latentsight.classes import explained_target
@@ -315,10 +432,11 @@ def explain(
     except LatentsightError as error:
         _fail(error)
     shown = explained_target(found.target, opened.class_names)  # "class-1" -> "circle"
-    table = Table(title=f"{method_name(method)} explanations ({shown})", show_lines=False)
-    table.add_column("sample")
-    table.add_column("target")
-    table.add_column("file")
+    table = FitTable(
+        f"{method_name(method)} explanations ({shown})",
+        [Column("sample"), Column("target"), Column("file")],
+        optional=["target"],  # the title names it too
+    )
     for sample_id, path in zip(found.ids, written, strict=True):
         table.add_row(sample_id, shown, str(path))
     console.print(table)
@@ -443,7 +561,7 @@ def _serve_project(run: Run, target: str | None) -> Project | None:
     return found
 
 
-class _LabelByDefault(TyperGroup):
+class _LabelByDefault(_Group):
     """``latentsight concepts RUN ...`` means ``latentsight concepts label RUN ...``; named
     subcommands (``audit``, later ``discover``) keep their names."""
 
@@ -453,7 +571,7 @@ class _LabelByDefault(TyperGroup):
         return super().parse_args(ctx, args)
 
 
-concepts_app = typer.Typer(
+concepts_app = _Typer(
     cls=_LabelByDefault,
     no_args_is_help=True,
     help="Concepts: `latentsight concepts RUN` labels every neuron with the concept it detects "
@@ -530,6 +648,13 @@ def concepts_audit(
         typer.Option(help="'module:project' whose model made the run (default: the recorded one)."),
     ] = None,
     drivers: Annotated[int, typer.Option(min=1, help="Driving neurons shown per class.")] = 5,
+    head: Annotated[
+        Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
+        typer.Option(
+            help="The model's linear layer that reads --layer (default: the one --layer names "
+            "the input of, as 'fc:input')."
+        ),
+    ] = None,
 ) -> None:
     """Per class, the neurons that drive its logit and the concepts they detect; flags classes
     that lean on a concept other than themselves (a likely shortcut). Needs the model."""
@@ -540,7 +665,7 @@ def concepts_audit(
         opened = _open(run)
         opened.attach(project_for_run(opened.manifest, project))
         name = layer or opened.layers[-1]
-        audit = opened.concepts(name, progress=True).audit(drivers=drivers)
+        audit = opened.concepts(name, progress=True).audit(drivers=drivers, head=head)
         console.print(audit_view(audit))
         for insight in audit.insights:
             console.print(f"[bold red]{insight.title}[/]: {insight.description}")

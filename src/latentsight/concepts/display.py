@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from rich.console import Group
-from rich.table import Table
 
+from latentsight._display import Column, FitTable
 from latentsight._numbers import probability_text
 from latentsight.concepts.audit import Audit
 from latentsight.concepts.result import Concepts
@@ -20,13 +20,17 @@ def labels_view(concepts: Concepts, *, top: int = 30, show_all: bool = False) ->
     for layer, group in concepts.table.groupby("layer", sort=False):
         shown = group if show_all else group[group["significant"]]
         shown = shown.sort_values("auc", ascending=False, kind="stable").head(top)
-        table = Table(
-            title=f"{layer}: {int(group['significant'].sum())} of {len(group)} neurons have a "
+        table = FitTable(
+            f"{layer}: {int(group['significant'].sum())} of {len(group)} neurons have a "
             f"significant concept (q < {concepts.alpha})",
-            title_justify="left",
+            [
+                Column("neuron", "right"),
+                Column("concept (formula)", wraps=True),
+                *(Column(figure, "right") for figure in ("AUC", "q", "share")),
+                Column("runner-up", wraps=True),
+            ],
+            optional=["runner-up"],
         )
-        for column in ("neuron", "concept (formula)", "AUC", "q", "share", "runner-up"):
-            table.add_column(column, justify="left" if "formula" in column else "right")
         for row in shown.itertuples():
             runner_up = row.runner_ups[0] if row.runner_ups else "-"
             table.add_row(
@@ -41,11 +45,15 @@ def labels_view(concepts: Concepts, *, top: int = 30, show_all: bool = False) ->
     return Group(*tables, summary_view(concepts))
 
 
-def summary_view(concepts: Concepts) -> Table:
+def summary_view(concepts: Concepts) -> FitTable:
     """The layer summary: significant neurons and dominant concepts per layer."""
-    table = Table(title="Layers", title_justify="left")
-    for column in ("layer", "neurons", "significant", "mean AUC", "dominant concepts"):
-        table.add_column(column)
+    table = FitTable(
+        "Layers",
+        [
+            *(Column(name) for name in ("layer", "neurons", "significant", "mean AUC")),
+            Column("dominant concepts", wraps=True),
+        ],
+    )
     for row in concepts.layer_summary.itertuples():
         table.add_row(
             row.layer,
@@ -57,12 +65,16 @@ def summary_view(concepts: Concepts) -> Table:
     return table
 
 
-def neurons_view(concepts: Concepts, concept: str, *, top: int = 30) -> Table:
+def neurons_view(concepts: Concepts, concept: str, *, top: int = 30) -> FitTable:
     """The neurons that detect a concept, by AUC."""
     found = concepts.neurons_for(concept).head(top)
-    table = Table(title=f"Neurons that detect '{concept}'", title_justify="left")
-    for column in ("layer", "neuron", "AUC", "q", "its own best concept"):
-        table.add_column(column)
+    table = FitTable(
+        f"Neurons that detect '{concept}'",
+        [
+            *(Column(name) for name in ("layer", "neuron", "AUC", "q")),
+            Column("its own best concept", wraps=True),
+        ],
+    )
     for row in found.itertuples():
         table.add_row(
             row.layer, str(row.neuron), f"{row.auc:.3f}", _q(row.q_value), row.best_formula
@@ -70,11 +82,17 @@ def neurons_view(concepts: Concepts, concept: str, *, top: int = 30) -> Table:
     return table
 
 
-def audit_view(audit: Audit) -> Table:
+def audit_view(audit: Audit) -> FitTable:
     """Per class, its driving neurons, what they detect, and the verdict."""
-    table = Table(title=f"Spurious-feature audit of {audit.layer}", title_justify="left")
-    for column in ("class", "neuron", "share of logit", "concept", "AUC", "class AUC", "verdict"):
-        table.add_column(column)
+    table = FitTable(
+        f"Spurious-feature audit of {audit.layer}",
+        [
+            *(Column(name) for name in ("class", "neuron", "share of logit")),
+            Column("concept", wraps=True),
+            *(Column(name) for name in ("AUC", "class AUC")),
+            Column("verdict", wraps=True),
+        ],
+    )
     for audited in audit.classes:
         verdict = (
             f"[bold red]likely shortcut ({audited.shortcut_share:.0%})[/]"

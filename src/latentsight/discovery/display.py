@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 
-from rich.table import Table
-
+from latentsight._display import Column, FitTable
 from latentsight.discovery.result import ConceptBank
 
 
@@ -17,14 +16,15 @@ def _number(value: float, spec: str) -> str:
     )
 
 
-def bank_view(bank: ConceptBank, *, top: int = 50) -> Table:
-    """Per concept: class, importance, prevalence, reliability and name, most important first."""
-    table = Table(
-        title=f"{bank.layer}: {len(bank.table)} concepts in {len(bank.banks)} dictionaries",
-        title_justify="left",
+def bank_view(bank: ConceptBank, *, top: int = 50) -> FitTable:
+    """Per concept: class, importance, prevalence, reliability and name, most important first;
+    at a narrow width the reliability figures (loss x, then accuracy) give way to the names."""
+    figures = ("concept", "class", "|phi|", "phi", "prevalence", "accuracy", "loss x")
+    table = FitTable(
+        f"{bank.layer}: {len(bank.table)} concepts in {len(bank.banks)} dictionaries",
+        [*(Column(name, "right") for name in figures), Column("name", wraps=True)],
+        optional=["loss x", "accuracy"],
     )
-    for column in ("concept", "class", "|phi|", "phi", "prevalence", "accuracy", "loss x", "name"):
-        table.add_column(column, justify="left" if column == "name" else "right")
     shown = bank.table.sort_values(
         ["class", "importance", "prevalence"], ascending=[True, False, False], kind="stable"
     ).head(top)
