@@ -18,7 +18,6 @@ from latentsight._display import check_view, insight_view, insights_view, run_vi
 from latentsight.errors import LatentsightError, NotRecordedError
 
 if TYPE_CHECKING:
-    from latentsight.project import Project
     from latentsight.store.run import Run
 
 _VALUE_NAMES = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "path": "PATH"}
@@ -530,8 +529,8 @@ def serve(
     with listening:  # closed however loading the run ends
         try:
             opened = _open(run)
-            model = _serve_project(opened, project)
-            app_ = create_app(opened, token=token, project=model)
+            _serve_project(opened, project)
+            app_ = create_app(opened, token=token)
         except LatentsightError as error:
             _fail(error)
         address = url(host, listening) + "/" + (f"?token={token}" if token else "")
@@ -539,26 +538,25 @@ def serve(
         serve_app(app_, listening)
 
 
-def _serve_project(run: Run, target: str | None) -> Project | None:
-    """The Project for the dashboard's explanations: the one named (errors are fatal), else the
-    recorded one when it loads and matches the run (else none, with a note saying why)."""
+def _serve_project(run: Run, target: str | None) -> None:
+    """Attach the Project for the dashboard's explanations: the one named (errors are fatal),
+    else the recorded one when it loads and matches the run (else none, with a note saying why)."""
     from latentsight._loading import load_project, load_recorded_project
 
     if target is not None:
-        return load_project(target)
+        run.attach(load_project(target))
+        return
     try:
-        found = load_recorded_project(run.manifest)
-        run.attach(found)
+        run.attach(load_recorded_project(run.manifest))
     except Exception as error:  # whatever stops the recorded Project, the dashboard runs without
         console.print(
             f"[yellow]The dashboard shows cached explanations only[/]: {error} (to compute "
             "more, pass --project module:project)"
         )
-        return None
+        return
     console.print(
         f"Explanations are computed on demand with {run.manifest['project_spec']['target']}."
     )
-    return found
 
 
 class _LabelByDefault(_Group):
