@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import sys
@@ -14,6 +15,8 @@ from surfaces_helpers import CONCEPT_LAYER
 from typer.main import get_command
 from typer.testing import CliRunner
 
+import latentsight as ls
+from latentsight._display import insight_view
 from latentsight.cli import app
 from latentsight.concepts.display import audit_view, labels_view
 from latentsight.discovery.display import bank_view
@@ -99,6 +102,21 @@ def test_insight_shown_in_full_at_80_columns_keeps_its_title_and_layers(dashboar
     assert result.exit_code == 0, result.output
     assert insight.title in prose(result.output)
     assert_whole({item.layer for item in insight.evidence if item.layer}, result.output)
+
+
+def test_insight_shown_in_full_prints_brackets_in_its_text_as_they_are(dashboard_run):
+    run = ls.open_run(dashboard_run.path)  # its own insights list, changed here only
+    first = run.insights[0]
+    run.insights[0] = dataclasses.replace(
+        first,
+        description="loss [bold]twice[/] the rest",
+        action="relabel [red]",
+        population=["scan[a]1", *first.population[1:]],
+    )
+    shown = prose(rendered(insight_view(run, 1), width=200))
+    assert "loss [bold]twice[/] the rest" in shown
+    assert "relabel [red]" in shown
+    assert "scan[a]1" in shown
 
 
 def test_errors_advise_the_options_a_shell_user_types(dashboard_run, tmp_path, monkeypatch):

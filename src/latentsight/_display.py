@@ -341,16 +341,16 @@ def insight_view(run: Run, rank: int) -> Group:
     facts.add_row("[bold]finding[/]", Text(insight.title, style="bold"))
     facts.add_row("[bold]kind[/]", insight.kind.replace("_", " "))
     facts.add_row("[bold]samples[/]", f"{insight.size:,}")
-    facts.add_row("[bold]what it is[/]", insight.description)
-    facts.add_row("[bold]what to do[/]", insight.action)
+    facts.add_row("[bold]what it is[/]", Text(insight.description))
+    facts.add_row("[bold]what to do[/]", Text(insight.action))
     if insight.merged:
-        facts.add_row("[bold]merged[/]", "\n".join(insight.merged))
+        facts.add_row("[bold]merged[/]", Text("\n".join(insight.merged)))
     shown = ", ".join(insight.population[:10])
     more = (
         f" and {insight.size - 10:,} more (every one: latentsight serve {run.path}; in Python, "
         f"run.insights[{rank - 1}].population)"
     )
-    facts.add_row("[bold]members[/]", shown + (more if insight.size > 10 else ""))
+    facts.add_row("[bold]members[/]", Text(shown + (more if insight.size > 10 else "")))
     evidence = FitTable(
         "Evidence",
         [
