@@ -400,3 +400,22 @@ def test_a_damaged_analysis_is_refused_by_every_reader_and_the_report(
     result = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(page)])
     assert result.exit_code == 2 and not page.exists(), result.output
     assert "--recompute`" in " ".join(result.output.split())
+
+
+def test_an_analysis_copied_from_another_capture_is_refused(pristine, other_run, tmp_path):
+    """Same data, same number of samples, another model: the copied analysis has one row per
+    sample as it should, and is still refused, since it describes the other model's latents."""
+    runs = [
+        ls.open_run(shutil.copytree(run, tmp_path / name))
+        for run, name in ((pristine, "run"), (other_run, "other"))
+    ]
+    for run in runs:
+        run.analyze(settings=ls.AnalysisSettings(map_method="pca"), progress=False)
+    this, other = runs
+    assert len(this.map) == len(other.map) == 64
+    shutil.rmtree(this.path / "analysis")
+    shutil.copytree(other.path / "analysis", this.path / "analysis")
+    reopened = ls.open_run(this.path)
+    for reader in ("map", "insights"):
+        with pytest.raises(ls.RunStoreError, match=rf"was made for another capture.*{AGAIN}"):
+            getattr(reopened, reader)

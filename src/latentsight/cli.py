@@ -156,12 +156,11 @@ def _attach_model(opened: Run, project: str | None, without: str) -> None:
     except LatentsightError as error:
         if project:
             raise
-        error_console.print(f"[yellow]{without}:[/] {error}")
+        error_console.print(f"[yellow]{without}:[/] {escape(_shell_advice(str(error)))}")
 
 
 _PYTHON_ONLY = {  # Python advice in the library's messages -> what a shell user does instead
     "run.samples['id']": "the report or the dashboard (latentsight serve RUN)",
-    " (settings)": "",  # by='target' (settings): a DiscoverySettings field, an option here
 }
 _KEYWORD = re.compile(
     r"(?<![\w.])([a-z_]+)=('[^']*'|\"[^\"]*\"|True|False|\.\.\.|-?\d[\d.]*)?(?![\w(])"

@@ -28,7 +28,7 @@ from latentsight.capture.items import FailedItem, ParsedItem, duplicate_ids_erro
 from latentsight.capture.plan import CapturePlan
 from latentsight.capture.stages import StageFailure
 from latentsight.errors import CaptureError, ProjectError
-from latentsight.store.manifest import SCHEMA_VERSION
+from latentsight.store.manifest import CAPTURE_KEY, SCHEMA_VERSION
 from latentsight.store.renders import RENDERS_SCHEMA, StoredRender
 from latentsight.store.writer import QUARANTINE_SCHEMA, RunWriter, latent_file
 
@@ -224,7 +224,7 @@ class Capture:
             "metadata_columns": plan.metadata_columns,
             "check_warnings": list(plan.warnings),
             "timings": {},
-            "capture_key": capture_key,
+            CAPTURE_KEY: capture_key,
             "capture_key_parts": {k: v for k, v in parts.items()},
         }
 

@@ -22,11 +22,11 @@ from latentsight.demo.projects import MODULE, project_name
 from latentsight.demo.shapes import SHAPES, ShapesConfig, ShapesSubset, generate_shapes
 from latentsight.project import Project
 from latentsight.store.files import write_parquet
-from latentsight.store.manifest import MANIFEST
+from latentsight.store.manifest import EXTRAS, MANIFEST
 from latentsight.store.run import Run
 
 DEMO_LAYERS = ["features.1.0", "features.2", "classifier.3:input"]
-GROUND_TRUTH = "extras/ground_truth.parquet"
+GROUND_TRUTH = f"{EXTRAS}/ground_truth.parquet"
 LOG_EVERY_EPOCHS = 5  # outside a terminal: a line for the first epoch, every 5th and the last
 LOG_EVERY_SECONDS = 30.0  # ... and whenever this long has passed since the last line
 

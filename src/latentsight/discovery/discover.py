@@ -81,7 +81,7 @@ def _groups(samples: pd.DataFrame, per_class: bool, by: str) -> list[tuple[int |
     if by not in ("prediction", "target") or by not in samples or samples[by].isna().all():
         raise DiscoveryError(
             f"per_class groups samples by {by!r}, which this run did not record: give "
-            "by='prediction' or by='target' (settings), or per_class=False."
+            "by='prediction' or by='target', or per_class=False."
         )
     values = samples[by].to_numpy()
     if any(np.ndim(value) > 0 for value in values):

@@ -35,7 +35,7 @@ from latentsight.latent.clustering import cluster_latents
 from latentsight.latent.neighbors import neighbor_graph
 from latentsight.latent.projection import embed_2d, reduce
 from latentsight.store.analysis import write_analysis
-from latentsight.store.manifest import layer_entry
+from latentsight.store.manifest import CAPTURE_KEY, layer_entry
 
 if TYPE_CHECKING:
     from latentsight.store.run import Run
@@ -350,6 +350,7 @@ def run_analysis(
     info = {
         "latentsight_version": __version__,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        CAPTURE_KEY: run.manifest.get(CAPTURE_KEY),
         "layer": layer,
         "view": view,
         "layers_searched": layers,

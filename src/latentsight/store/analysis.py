@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from latentsight.errors import NotRecordedError, RunStoreError
 from latentsight.insights.base import Evidence, Insight
 from latentsight.store.files import write_json, write_parquet
-from latentsight.store.manifest import ANALYSIS, SAMPLES
+from latentsight.store.manifest import ANALYSIS, CAPTURE_KEY, MANIFEST, SAMPLES
 
 INFO = "analysis.json"
 MAP = "map.parquet"
@@ -92,9 +92,18 @@ def _check_present(run_dir: Path, folder: Path, names: tuple[str, ...]) -> None:
 
 
 def _check_files(run_dir: Path, folder: Path) -> None:
-    """Refuse an analysis with a file missing, unreadable, or not one row per sample of the run
-    where it should be: Parquet footers only, so that a surface opening it pays little."""
+    """Refuse an analysis with a file missing, unreadable, made for another capture, or not one
+    row per sample of the run where it should be: Parquet footers only, so that a surface opening
+    it pays little. An analysis written before it recorded its capture is not matched to one."""
     _check_present(run_dir, folder, (*TABLES, INSIGHTS))
+    made_for = json.loads((folder / INFO).read_text()).get(CAPTURE_KEY)
+    captured = json.loads((run_dir / MANIFEST).read_text()).get(CAPTURE_KEY)
+    if made_for is not None and made_for != captured:
+        raise RunStoreError(
+            f"The analysis in {folder} was made for another capture (another model, data or "
+            f"settings: copied from another run?), not for the run at {run_dir}; "
+            f"{_again(run_dir)}."
+        )
     n = pq.read_metadata(run_dir / SAMPLES).num_rows
     for name in TABLES:
         try:

@@ -37,6 +37,7 @@ from latentsight.store.files import (
 from latentsight.store.manifest import (
     ANALYSIS,
     CAPTURE_SHARDS,
+    EXTRAS,
     LATENTS,
     MANIFEST,
     QUARANTINE,
@@ -363,7 +364,7 @@ RUN_ENTRIES = frozenset(
         ANALYSIS,
         CONCEPTS,
         EXPLANATIONS,
-        "extras",
+        EXTRAS,
         LOCK,
     }
 )
