@@ -7,8 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import analysis_context
+from torch import nn
 
+import latentsight as ls
 from latentsight.insights import label_issues
 from latentsight.insights.base import AnalysisContext, AnalysisSettings
 from latentsight.insights.label_issues import LabelIssues
@@ -148,13 +151,24 @@ def test_clean_labels_and_chance_level_model_flag_nothing():
     assert result.info["model_check"]["learned"] is False and "skipped" in result.info
 
 
-def test_regression_runs_are_skipped():
-    _, true_class, latents, posterior, subset, site = blobs(n=200)
-    ctx = synthetic_context(
-        true_class, true_class, posterior, latents, subset, site, task="regression"
+def test_detectors_for_class_labels_do_not_run_on_a_regression_run(tmp_path):
+    torch.manual_seed(0)
+    x = torch.randn(160, 5)
+    project = ls.Project(
+        model=nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 1)),
+        data={
+            "train": [(x[i], x[i, :1]) for i in range(100)],
+            "val": [(x[i], x[i, :1]) for i in range(100, 160)],
+        },
+        loss=ls.losses.mse,
     )
-    result = LabelIssues().run(ctx)
-    assert result.insights == [] and result.scores is None and "skipped" in result.info
+    run = ls.analyze(project, tmp_path / "run", progress=False)
+    notes = run.analysis_info["detectors"]
+    assert run.manifest["task"] == "regression"
+    assert notes["label_issues"] == {"not_for_task": "for classification and binary runs"}
+    assert notes["multilabel_label_issues"] == {"not_for_task": "for multilabel runs"}
+    assert notes["spurious_correlation"] == {"not_for_task": "for classification runs"}
+    assert notes["performance_aggressor"]["tested"] > 0
 
 
 def _ground_truth(run) -> np.ndarray:

@@ -96,4 +96,6 @@ def test_single_label_runs_are_left_to_the_label_issue_detector(tmp_path, task, 
         tmp_path / task,
         progress=False,
     )
-    assert "not multilabel" in run.analysis_info["detectors"]["multilabel_label_issues"]["skipped"]
+    notes = run.analysis_info["detectors"]
+    assert notes["multilabel_label_issues"] == {"not_for_task": "for multilabel runs"}
+    assert "tested" in notes["label_issues"] or "skipped" in notes["label_issues"]

@@ -318,8 +318,10 @@ def insights_view(run: Run, top: int) -> Group:
 
 def _no_insights_view(info: dict) -> Group:
     """What was tested when nothing was significant: each detector's count, or why it did not
-    run."""
-    tested = sum(note.get("tested", 0) for note in info["detectors"].values())
+    run; the detectors made for other tasks are named after the table, in one line."""
+    notes = {name: note for name, note in info["detectors"].items() if "not_for_task" not in note}
+    elsewhere = [name for name in info["detectors"] if name not in notes]
+    tested = sum(note.get("tested", 0) for note in notes.values())
     table = Table(
         title=f"No significant finding among the {tested} populations tested "
         f"(map of layer {info['layer']}, {info['view']} view; layers searched: "
@@ -328,10 +330,16 @@ def _no_insights_view(info: dict) -> Group:
     )
     for column in ("detector", "tested", "note"):
         table.add_column(column, justify="right" if column == "tested" else "left")
-    for name, note in info["detectors"].items():
+    for name, note in notes.items():
         remark = note.get("error") or note.get("skipped") or ""
         table.add_row(name.replace("_", " "), str(note.get("tested", "-")), str(remark))
-    return Group(table)
+    if not elsewhere:
+        return Group(table)
+    other = ", ".join(
+        f"{name.replace('_', ' ')} ({info['detectors'][name]['not_for_task']})"
+        for name in elsewhere
+    )
+    return Group(table, Text(f"Not run, being made for other tasks: {other}.", style="dim"))
 
 
 def insight_view(run: Run, rank: int) -> Group:

@@ -165,6 +165,7 @@ class Detector(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     uses_latents: ClassVar[bool] = True  # False: run once, not once per searched layer
+    tasks: ClassVar[tuple[str, ...] | None] = None  # the tasks it reads runs of; None: all
 
     @abstractmethod
     def run(self, ctx: AnalysisContext) -> DetectorResult:

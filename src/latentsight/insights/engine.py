@@ -310,6 +310,11 @@ def run_analysis(
                 if not primary and not detector.uses_latents:
                     reporter.advance("analysis")
                     continue
+                if detector.tasks is not None and ctx.task not in detector.tasks:
+                    if primary:
+                        notes[name] = {"not_for_task": f"for {' and '.join(detector.tasks)} runs"}
+                    reporter.advance("analysis")
+                    continue
                 key = name if primary else f"{name}@{searched}"
                 started = time.perf_counter()
                 try:

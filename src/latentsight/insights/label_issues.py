@@ -68,8 +68,6 @@ def _labels_and_probabilities(
     ctx: AnalysisContext,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
     """(labelled mask, integer labels, probabilities of the labelled rows) or why there are none."""
-    if ctx.task not in CLASSIFICATION_TASKS:
-        return f"task is {ctx.task!r}, not classification"
     if "probabilities" not in ctx.samples or "target" not in ctx.samples:
         return "the run stores no probabilities or targets"
     target = pd.to_numeric(ctx.samples["target"], errors="coerce").to_numpy(dtype=np.float64)
@@ -186,6 +184,7 @@ class LabelIssues(Detector):
     """Likely label errors per sample, and the regions where they concentrate."""
 
     name = "label_issues"
+    tasks = CLASSIFICATION_TASKS
     description = (
         "Samples whose label disagrees with the model (cleanlab) or with their latent neighbours, "
         "and regions where they concentrate (hypergeometric test, BH)."

@@ -40,8 +40,6 @@ def _labels_and_probabilities(
     ctx: AnalysisContext,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
     """(labelled mask, n x C 0/1 labels, n x C sigmoids of the labelled rows) or why there are none."""
-    if ctx.task != "multilabel":
-        return f"task is {ctx.task!r}, not multilabel"
     if "probabilities" not in ctx.samples or "target" not in ctx.samples:
         return "the run stores no probabilities or targets"
     targets = ctx.samples["target"].to_numpy()
@@ -114,6 +112,7 @@ class MultilabelLabelIssues(Detector):
     """Likely label errors of multilabel samples, and the regions where they concentrate."""
 
     name = "multilabel_label_issues"
+    tasks = ("multilabel",)
     description = (
         "Multilabel samples with a label that disagrees with the model (cleanlab) or with their "
         "latent neighbours and the model, and regions where they concentrate (hypergeometric, BH)."

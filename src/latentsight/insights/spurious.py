@@ -45,6 +45,7 @@ class SpuriousCorrelations(Detector):
 
     name = "spurious_correlation"
     uses_latents = False
+    tasks = ("classification",)
     description = (
         "Metadata slices associated with a class in training (share >= 2x, Fisher) whose "
         "evaluation samples of other classes are predicted as that class more often (Fisher, BH)."
@@ -52,8 +53,8 @@ class SpuriousCorrelations(Detector):
 
     def run(self, ctx: AnalysisContext) -> DetectorResult:
         """Find shortcut candidates on training data, test their harm on evaluation data."""
-        if ctx.task != "classification" or "prediction" not in ctx.samples:
-            return DetectorResult([], info={"tested": 0, "skipped": "not a classification run"})
+        if "prediction" not in ctx.samples:
+            return DetectorResult([], info={"tested": 0, "skipped": "the run has no predictions"})
         train, evals = ctx.is_train & ctx.is_labeled, ctx.is_eval
         if train.sum() < ctx.settings.min_population or evals.sum() < ctx.settings.min_population:
             return DetectorResult([], info={"tested": 0, "skipped": "needs train and eval data"})
