@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import torch
 from torch import nn
 
@@ -25,8 +26,14 @@ from latentsight.capture.padding import PaddingMask, padding_positions
 from latentsight.capture.recorder import LayerRecorder
 from latentsight.capture.stages import stage
 from latentsight.project import LossFn, Metric
-from latentsight.render import default_render, render_batch, stored_render, thumbnail
-from latentsight.store.renders import StoredRender
+from latentsight.render import (
+    THUMBNAIL_SIZE,
+    default_render,
+    render_batch,
+    stored_render,
+    thumbnail,
+)
+from latentsight.store.renders import renders_table, stacked_renders_table
 
 
 @dataclass
@@ -52,7 +59,7 @@ class ForwardResult:
     items: list[ParsedItem]
     columns: dict[str, Any]
     latents: dict[tuple[str, str], np.ndarray]
-    renders: list[StoredRender] | None
+    renders: pa.Table | None  # rows of the run's renders, in the items' order
     non_finite: list[tuple[ParsedItem, str]] = field(default_factory=list)
 
 
@@ -77,16 +84,18 @@ def _select(value: Any, keep: np.ndarray) -> Any:
 
 def _renders(
     render: Callable[[Any], Any], batch: Batch, stacked: bool, keep: np.ndarray
-) -> list[StoredRender]:
-    """The kept items' renders; the default render draws a stacked batch in one pass."""
+) -> pa.Table:
+    """The kept items' renders as rows of the run's renders; the default render draws a stacked
+    batch in one pass, and stores it in one piece when no picture needs shrinking."""
+    kept = [item for item, is_kept in zip(batch.items, keep, strict=True) if is_kept]
+    ids = [item.id for item in kept]
     if render is default_render and stacked and isinstance(batch.inputs, torch.Tensor):
         inputs = batch.inputs if keep.all() else batch.inputs[torch.from_numpy(keep)]
-        return [("image", thumbnail(pixels), None) for pixels in render_batch(inputs)]
-    return [
-        stored_render(render(item.input), item.id)
-        for item, kept in zip(batch.items, keep, strict=True)
-        if kept
-    ]
+        pixels = render_batch(inputs)
+        if max(pixels.shape[1:3]) <= THUMBNAIL_SIZE:
+            return stacked_renders_table(ids, pixels)
+        return renders_table(ids, [("image", thumbnail(drawn), None) for drawn in pixels])
+    return renders_table(ids, [stored_render(render(item.input), item.id) for item in kept])
 
 
 NON_FINITE = "non-finite (NaN or inf) outputs, loss or activations"

@@ -29,7 +29,7 @@ from latentsight.capture.plan import CapturePlan
 from latentsight.capture.stages import StageFailure
 from latentsight.errors import CaptureError, ProjectError
 from latentsight.store.manifest import CAPTURE_KEY, SCHEMA_VERSION
-from latentsight.store.renders import RENDERS_SCHEMA, StoredRender
+from latentsight.store.renders import RENDERS_SCHEMA
 from latentsight.store.writer import QUARANTINE_SCHEMA, RunWriter, latent_file
 
 
@@ -112,25 +112,6 @@ def _concat(tables: Sequence[pa.Table], empty: pa.Schema) -> pa.Table:
     if not tables:
         return empty.empty_table()
     return pa.concat_tables(tables, promote_options="permissive")
-
-
-def _renders_table(batches: Sequence[tuple[dict[str, Any], list[StoredRender]]]) -> pa.Table:
-    """The renders of the batches, keyed by sample id, in the run's final form."""
-    renders = [render for _, rendered in batches for render in rendered]
-    shapes = [(None, None, None) if pixels is None else pixels.shape for _, pixels, _ in renders]
-    return pa.table(
-        {
-            "id": [sample_id for columns, _ in batches for sample_id in columns["id"]],
-            "kind": [kind for kind, _, _ in renders],
-            "pixels": [None if pixels is None else pixels.tobytes() for _, pixels, _ in renders],
-            **{
-                name: [shape[axis] for shape in shapes]
-                for axis, name in enumerate(("height", "width", "channels"))
-            },
-            "text": [text for _, _, text in renders],
-        },
-        schema=RENDERS_SCHEMA,
-    )
 
 
 def _refuse_shared_ids(writer: RunWriter) -> None:
@@ -278,7 +259,7 @@ class Capture:
             collate_fn=list,
         )
         samples: list[dict[str, Any]] = []
-        renders: list[tuple[dict[str, Any], list[StoredRender]]] = []
+        renders: list[pa.Table] = []
         failed: list[pa.Table] = []
         latents: list[tuple[np.ndarray, dict[tuple[str, str], np.ndarray]]] = []
         for loaded in loader:
@@ -296,7 +277,7 @@ class Capture:
                 latents.append((offset + result.columns["index"], result.latents))
                 samples.append(result.columns)
                 if result.renders is not None:
-                    renders.append((result.columns, result.renders))
+                    renders.append(result.renders)
             if failures:
                 self.quarantined += len(failures)
                 failed.append(
@@ -316,7 +297,7 @@ class Capture:
             chunk,
             _samples_table(samples),
             _concat(failed, QUARANTINE_SCHEMA),
-            _renders_table(renders) if self.plan.spec.render is not None else None,
+            _concat(renders, RENDERS_SCHEMA) if self.plan.spec.render is not None else None,
         )
 
     def _forward(
