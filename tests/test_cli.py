@@ -326,7 +326,7 @@ def test_a_run_without_findings_says_what_was_tested_and_why_detectors_did_not_r
     text = " ".join(result.stdout.split())
     assert "No significant finding among the" in text and "--show RANK" not in text
     assert "label issues" in text and "is not significantly above the most common class" in text
-    table, other_tasks = text.split("Not run, being made for other tasks:")
+    table, other_tasks = text.split("Made for other tasks, not run:")
     assert "multilabel" not in table
     assert other_tasks.strip() == "multilabel label issues (for multilabel runs)."
 

@@ -339,7 +339,7 @@ def _no_insights_view(info: dict) -> Group:
         f"{name.replace('_', ' ')} ({info['detectors'][name]['not_for_task']})"
         for name in elsewhere
     )
-    return Group(table, Text(f"Not run, being made for other tasks: {other}.", style="dim"))
+    return Group(table, Text(f"Made for other tasks, not run: {other}.", style="dim"))
 
 
 def insight_view(run: Run, rank: int) -> Group:
