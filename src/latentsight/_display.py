@@ -319,8 +319,12 @@ def insights_view(run: Run, top: int) -> Group:
 def _no_insights_view(info: dict) -> Group:
     """What was tested when nothing was significant: each detector's count, or why it did not
     run; the detectors made for other tasks are named after the table, in one line."""
-    notes = {name: note for name, note in info["detectors"].items() if "not_for_task" not in note}
-    elsewhere = [name for name in info["detectors"] if name not in notes]
+    elsewhere = {
+        name: note["not_for_task"]
+        for name, note in info["detectors"].items()
+        if "not_for_task" in note
+    }
+    notes = {name: note for name, note in info["detectors"].items() if name not in elsewhere}
     tested = sum(note.get("tested", 0) for note in notes.values())
     table = Table(
         title=f"No significant finding among the {tested} populations tested "
@@ -335,10 +339,7 @@ def _no_insights_view(info: dict) -> Group:
         table.add_row(name.replace("_", " "), str(note.get("tested", "-")), str(remark))
     if not elsewhere:
         return Group(table)
-    other = ", ".join(
-        f"{name.replace('_', ' ')} ({info['detectors'][name]['not_for_task']})"
-        for name in elsewhere
-    )
+    other = ", ".join(f"{name.replace('_', ' ')} ({tasks})" for name, tasks in elsewhere.items())
     return Group(table, Text(f"Made for other tasks, not run: {other}.", style="dim"))
 
 

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from latentsight.errors import NotRecordedError, RunStoreError
 from latentsight.insights.base import Evidence, Insight
 from latentsight.store.files import write_json, write_parquet
-from latentsight.store.manifest import ANALYSIS, CAPTURE_KEY, MANIFEST, SAMPLES
+from latentsight.store.manifest import ANALYSIS, CAPTURE_KEY, SAMPLES, read_manifest
 
 INFO = "analysis.json"
 MAP = "map.parquet"
@@ -96,9 +96,8 @@ def _check_files(run_dir: Path, folder: Path) -> None:
     row per sample of the run where it should be: Parquet footers only, so that a surface opening
     it pays little. An analysis written before it recorded its capture is not matched to one."""
     _check_present(run_dir, folder, (*TABLES, INSIGHTS))
-    made_for = json.loads((folder / INFO).read_text()).get(CAPTURE_KEY)
-    captured = json.loads((run_dir / MANIFEST).read_text()).get(CAPTURE_KEY)
-    if made_for is not None and made_for != captured:
+    made_for = read_info(run_dir).get(CAPTURE_KEY)
+    if made_for is not None and made_for != read_manifest(run_dir).get(CAPTURE_KEY):
         raise RunStoreError(
             f"The analysis in {folder} was made for another capture (another model, data or "
             f"settings: copied from another run?), not for the run at {run_dir}; "
