@@ -194,6 +194,21 @@ def test_info_on_a_missing_run(workdir):
     assert "There is no run at runs/[bold]x[/bold]" in marked.stderr, "printed as typed"
 
 
+def test_info_on_an_interrupted_run_gives_the_command_that_finishes_it(workdir):
+    made = latentsight(
+        "analyze", "toy_project.py:project", "--out", "runs/cut", "--no-insights", cwd=workdir
+    )
+    assert made.returncode == 0, made.stderr
+    manifest = workdir / "runs/cut/manifest.json"
+    manifest.write_text(
+        manifest.read_text().replace('"status": "complete"', '"status": "capturing"')
+    )
+    result = latentsight("info", "runs/cut", cwd=workdir)
+    assert result.returncode == 2
+    assert "latentsight analyze module:project --out runs/cut --resume" in result.stderr
+    assert "analyze(project" not in result.stderr, "no Python advice on the command line"
+
+
 def test_help_explains_every_option(workdir):
     result = latentsight("analyze", "--help", cwd=workdir)
     for option in (

@@ -161,6 +161,7 @@ def _attach_model(opened: Run, project: str | None, without: str) -> None:
 
 _PYTHON_ONLY = {  # Python advice in the library's messages -> what a shell user does instead
     "run.samples['id']": "the report or the dashboard (latentsight serve RUN)",
+    " (or analyze(project, out=..., resume=True))": "",
 }
 _KEYWORD = re.compile(
     r"(?<![\w.])([a-z_]+)=('[^']*'|\"[^\"]*\"|True|False|\.\.\.|-?\d[\d.]*)?(?![\w(])"

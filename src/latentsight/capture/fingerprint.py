@@ -75,7 +75,11 @@ def data_fingerprint(data: Mapping[str, Any]) -> str:
             np.linspace(0, size - 1, min(size, ITEMS_HASHED_PER_SUBSET)).astype(int)
         )
         for index in positions:
-            item = load_item(dataset, subset, int(index))
+            try:
+                item = load_item(dataset, subset, int(index))
+            except ProjectError as error:  # a malformed item: capture quarantines it, not here
+                digest.update(str(error).encode())
+                continue
             digest.update(item.id.encode())
             _update(digest, getattr(item, "input", None))
             _update(digest, getattr(item, "target", None))

@@ -27,6 +27,7 @@ RESERVED = {
     "loss",
 }
 RESERVED_PREFIXES = ("loss_", "metric_", "_")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 class MetadataSource:
@@ -153,14 +154,24 @@ def _index_by_id(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _check_names(names: Sequence[Any]) -> None:
+    """Refuse names that are not text, or that equal a column latentsight writes or another
+    column once case is ignored: the samples table is queried with SQL, whose names ignore case."""
+    seen: dict[str, str] = {}
     for name in names:
         if not isinstance(name, str) or not name:
             raise ProjectError(f"Metadata column name {name!r} must be a non-empty string.")
-        if name in RESERVED or name.startswith(RESERVED_PREFIXES):
+        folded = name.lower()
+        if folded in RESERVED or folded.startswith(RESERVED_PREFIXES):
             raise ProjectError(
-                f"Metadata column {name!r} clashes with a column latentsight writes itself; "
-                "rename it (e.g. 'meta_" + name.lstrip("_") + "')."
+                f"Metadata column {name!r} clashes with a column latentsight writes itself "
+                "(column names ignore case); rename it (e.g. 'meta_" + name.lstrip("_") + "')."
             )
+        if folded in seen:
+            raise ProjectError(
+                f"Metadata columns {seen[folded]!r} and {name!r} differ only in case, and column "
+                "names ignore case in the samples table: rename one of them."
+            )
+        seen[folded] = name
 
 
 def _kind(value: bool | int | float | str | datetime.datetime) -> str:
@@ -182,9 +193,21 @@ def _scalar(value: Any, name: str, item: ParsedItem) -> Any:
         return None
     if isinstance(value, pd.Timestamp):
         return value.to_pydatetime()
-    if isinstance(value, (bool, int, float, str)):
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        return datetime.datetime(value.year, value.month, value.day)
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and not INT64_MIN <= value <= INT64_MAX
+    ):
+        raise ProjectError(
+            f"Metadata column {name!r} of sample {item.id!r} holds the integer {value}, outside "
+            "the 64-bit range that columns store: give it as a float or a string."
+        )
+    if isinstance(value, (bool, int, float, str, datetime.datetime)):
         return value
     raise ProjectError(
         f"Metadata column {name!r} of sample {item.id!r} holds a {type(value).__name__}; "
-        "metadata values must be scalars (number, string, bool): split it into columns."
+        "metadata values must be scalars (number, string, bool, date or time): split it into "
+        "columns."
     )

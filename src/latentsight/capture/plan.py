@@ -156,6 +156,23 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _check_batchable(items: list[ParsedItem], project: Project) -> None:
+    """Refuse first items that the default stacking cannot make one batch of (inputs or
+    targets of different shapes), naming Project.collate, the way to batch them."""
+    if project.collate is not None or not items:
+        return
+    try:
+        collate(items, None)
+    except TypeError:  # inputs that are not tensors (pictures): running the model says how
+        return
+    except RuntimeError as error:
+        raise ProjectError(
+            f"The first items of subset {items[0].subset!r} cannot be stacked into one batch: "
+            f"{error}. Give Project.collate a function that batches a list of (input, target) "
+            "pairs (padding or resizing them), or make every input (and target) one shape."
+        ) from error
+
+
 def _runnable(
     model: nn.Module,
     items: list[ParsedItem],
@@ -503,6 +520,7 @@ def plan_capture(
         offset += len(dataset)
 
     for subset in subsets:
+        _check_batchable(checked[subset.name], project)
         checked[subset.name] = _runnable(
             model, checked[subset.name], project, resolved_device, warnings
         )

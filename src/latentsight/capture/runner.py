@@ -24,8 +24,9 @@ from latentsight import __version__
 from latentsight._progress import Reporter
 from latentsight.capture.fingerprint import data_fingerprint, model_fingerprint
 from latentsight.capture.forward import ForwardResult, forward_items
+from latentsight.capture.id_hashes import IdHashes
 from latentsight.capture.items import FailedItem, ParsedItem, duplicate_ids_error, load_item
-from latentsight.capture.plan import CapturePlan
+from latentsight.capture.plan import CapturePlan, SubsetPlan
 from latentsight.capture.stages import StageFailure
 from latentsight.errors import CaptureError, ProjectError
 from latentsight.store.manifest import CAPTURE_KEY, SCHEMA_VERSION
@@ -58,20 +59,34 @@ class CaptureSettings:
 
 
 class _ChunkItems(Dataset):
-    """The items of one chunk, loaded and parsed (in DataLoader workers when there are some)."""
+    """The items of one chunk, loaded and parsed (in DataLoader workers when there are some).
 
-    def __init__(self, dataset: Any, subset: str, start: int, stop: int) -> None:
+    An item with a target in an unlabeled subset, or without one in a labeled subset, fails: it
+    would otherwise get a loss where its subset has none, or none where its subset has one.
+    """
+
+    def __init__(self, dataset: Any, subset: SubsetPlan, start: int, stop: int) -> None:
         self.dataset, self.subset, self.start, self.stop = dataset, subset, start, stop
 
     def __len__(self) -> int:
         return self.stop - self.start
 
     def __getitem__(self, position: int) -> ParsedItem | FailedItem:
-        index = self.start + position
+        index, subset = self.start + position, self.subset.name
         try:
-            return load_item(self.dataset, self.subset, index)
+            item = load_item(self.dataset, subset, index)
         except ProjectError as error:
-            return FailedItem(self.subset, index, f"{self.subset}/{index}", f"format: {error}")
+            return FailedItem(subset, index, f"{subset}/{index}", f"format: {error}")
+        if isinstance(item, ParsedItem) and item.has_target != self.subset.labeled:
+            found, expected = ("a", "unlabeled") if item.has_target else ("no", "labeled")
+            return FailedItem(
+                subset,
+                index,
+                item.id,
+                f"format: the item has {found} target, but subset {subset!r} is {expected} (so "
+                "its first items say): give every item of a subset a target, or none.",
+            )
+        return item
 
 
 SAMPLE_KEYS = pa.schema([("id", pa.string()), ("subset", pa.string()), ("index", pa.int64())])
@@ -115,7 +130,7 @@ def _concat(tables: Sequence[pa.Table], empty: pa.Schema) -> pa.Table:
 
 
 def _refuse_shared_ids(writer: RunWriter) -> None:
-    """Stop before the run is complete when samples share an id, naming a few of them."""
+    """Stop, leaving the run incomplete, when written samples share an id, naming a few of them."""
     count, places = writer.shared_ids()
     if count:
         sample_id, where = next(iter(places.items()))
@@ -134,6 +149,7 @@ class Capture:
         self.settings = settings
         self.reporter = reporter
         self.quarantined = 0
+        self._ids = IdHashes()
 
     def manifest(self) -> dict[str, Any]:
         """The manifest written before the pass: provenance, settings, layout of the arrays."""
@@ -217,7 +233,6 @@ class Capture:
             with self.plan.spec.recorder.attach():
                 self._subsets(writer)
             writer.wait()
-            _refuse_shared_ids(writer)
             capture_seconds = time.perf_counter() - started
             finalize_started = time.perf_counter()
             timings = dict(writer.manifest.get("timings", {}))
@@ -238,15 +253,16 @@ class Capture:
             step = self.settings.rows_per_chunk
             for chunk, start in enumerate(range(0, subset.size, step)):
                 stop = min(start + step, subset.size)
-                if not writer.chunk_done(subset.name, chunk):
-                    self._chunk(writer, subset.name, subset.offset, dataset, chunk, start, stop)
+                if writer.chunk_done(subset.name, chunk):
+                    self._take_ids(writer, writer.chunk_ids(subset.name, chunk))
+                else:
+                    self._chunk(writer, subset, dataset, chunk, start, stop)
                 self.reporter.advance(subset.name, stop - start)
 
     def _chunk(
         self,
         writer: RunWriter,
-        subset: str,
-        offset: int,
+        subset: SubsetPlan,
         dataset: Any,
         chunk: int,
         start: int,
@@ -274,7 +290,7 @@ class Capture:
                     "sample and rerun with --resume, or drop --fail-fast to quarantine it."
                 )
             for result in results:
-                latents.append((offset + result.columns["index"], result.latents))
+                latents.append((subset.offset + result.columns["index"], result.latents))
                 samples.append(result.columns)
                 if result.renders is not None:
                     renders.append(result.renders)
@@ -291,14 +307,22 @@ class Capture:
                         schema=QUARANTINE_SCHEMA,
                     )
                 )
+        table = _samples_table(samples)
         writer.write_latents(latents)
         writer.write_chunk(
-            subset,
+            subset.name,
             chunk,
-            _samples_table(samples),
+            table,
             _concat(failed, QUARANTINE_SCHEMA),
             _concat(renders, RENDERS_SCHEMA) if self.plan.spec.render is not None else None,
         )
+        self._take_ids(writer, table.column("id").to_numpy(zero_copy_only=False))
+
+    def _take_ids(self, writer: RunWriter, ids: Sequence[str]) -> None:
+        """Note a written chunk's ids, stopping the capture when one repeats an earlier id."""
+        if self._ids.add(ids):
+            writer.wait()
+            _refuse_shared_ids(writer)
 
     def _forward(
         self, items: list[ParsedItem]

@@ -222,6 +222,12 @@ class RunWriter:
         """Whether a chunk was completely written by this or an earlier, interrupted capture."""
         return self._shard(subset, chunk, "samples").is_file()
 
+    def chunk_ids(self, subset: str, chunk: int) -> list[str]:
+        """The ids of a chunk's samples, as a completed chunk holds them."""
+        return pq.read_table(self._shard(subset, chunk, "samples"), columns=["id"])[
+            "id"
+        ].to_pylist()
+
     def write_latents(self, batches: list[tuple[np.ndarray, LatentBatch]]) -> None:
         """Queue the pooled vectors of a chunk's batches, each with its rows of the arrays.
 
