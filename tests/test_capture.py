@@ -198,6 +198,37 @@ def test_detection_style_collate_with_list_targets(tmp_path):
     assert run.latent("backbone").shape == (9, 4)
 
 
+def test_the_input_of_a_module_called_by_keyword_only_is_recorded(tmp_path):
+    class KeywordHead(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 3)
+
+        def forward(self, *, features):
+            return self.fc(features)
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.body = nn.Linear(4, 8)
+            self.head = KeywordHead()
+
+        def forward(self, x):
+            return self.head(features=torch.relu(self.body(x)))
+
+    model = Model()
+    inputs = torch.rand(12, 4, generator=torch.Generator().manual_seed(1))
+    data = {"train": [(inputs[i], i % 3) for i in range(12)]}
+    project = ls.Project(
+        model=model, data=data, loss=ls.losses.cross_entropy, layers=["head:input"]
+    )
+    run = analyze(project, tmp_path / "run", batch_size=5)
+    with torch.no_grad():
+        expected = torch.relu(model.body(inputs)).numpy()
+    np.testing.assert_allclose(run.latent("head:input"), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_token_sequences_with_a_text_render(tmp_path):
     vocabulary = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran"]
 

@@ -115,6 +115,42 @@ def test_the_decoder_with_its_residual_reproduces_the_models_logits(mlp, spatial
     assert (alone - expected).abs().max() > 0.01
 
 
+class KeywordHead(nn.Module):
+    """A head that takes its input by keyword only, as many transformer blocks do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mlp = _mlp()
+
+    def forward(self, *, features: torch.Tensor) -> torch.Tensor:
+        return self.mlp(features)
+
+
+class CallsByKeyword(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = KeywordHead()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(features=x * 2.0)
+
+
+def test_the_input_of_a_module_called_by_keyword_is_probed_and_decoded():
+    inputs = _latents(60)
+    model = CallsByKeyword()
+    live, _ = probe(model, inputs, "head:input")
+    assert torch.equal(live, inputs * 2.0)
+    codes, dictionary = _fit(inputs * 2.0, 2)
+    decoder = ConceptDecoder(model, "head:input", dictionary.components)
+    labels = np.arange(60) % 3
+    with torch.no_grad():
+        expected = model(inputs)[torch.arange(60), torch.as_tensor(labels)].double()
+        found = decoder.scores(inputs, codes, torch.ones(60, 1, 2), labels)[:, 0].double()
+        dropped = decoder.scores(inputs, codes, torch.zeros(60, 1, 2), labels)[:, 0].double()
+    assert torch.allclose(found, expected, atol=1e-5)
+    assert (found - dropped).abs().max() > 0.01
+
+
 @pytest.mark.parametrize("mlp", [False, True], ids=["linear", "mlp"])
 def test_every_method_ranks_a_planted_driving_concept_first(mlp):
     latents = _latents()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 
 import numpy as np
@@ -132,6 +133,17 @@ def test_render_that_raises_is_named():
         ls.check(project(render=render))
 
 
+def test_render_returning_an_array_that_is_no_picture_names_its_shape():
+    def render(image):
+        return image.flatten().numpy()
+
+    size = image_items(1, 1)[0][0].numel()
+    with pytest.raises(
+        ls.ProjectError, match=rf"Project\.render returned an array of shape \({size},\).*picture"
+    ):
+        ls.check(project(render=render))
+
+
 def test_metadata_without_ids_is_refused():
     frame = pd.DataFrame({"brightness": range(24)})
     with pytest.raises(ls.ProjectError, match="add an 'id' column"):
@@ -179,7 +191,9 @@ def test_a_mistyped_own_id_stops_the_capture_at_it_and_the_fixed_project_resumes
     typo = pd.DataFrame({"id": [*ids[:20], "img-2O", *ids[21:]], "brightness": range(32)})
     out = tmp_path / "run"
     options = dict(out=out, progress=False, insights=False, batch_size=8, chunk_size=8)
-    with pytest.raises(ls.ProjectError, match=r"\['img-20'\].*stopped at 'img-16'.*resume"):
+    with pytest.raises(
+        ls.ProjectError, match=r"\['img-20'\].*stopped at the batch 'img-16' \.\. 'img-23'.*resume"
+    ):
         ls.analyze(project(data={"train": items}, metadata=typo), **options)
     fixed = typo.assign(id=ids)
     run = ls.analyze(project(data={"train": items}, metadata=fixed), resume=True, **options)
@@ -246,6 +260,25 @@ def test_a_metadata_column_that_changes_kind_is_refused_naming_both_samples():
 
     with pytest.raises(ls.ProjectError, match=r"'site' mixes kinds.*but string for 'val/0'"):
         ls.check(project(metadata=by_subset))
+
+
+def test_times_with_and_without_a_zone_in_one_column_are_refused_and_zoned_times_kept(tmp_path):
+    zone = datetime.timezone(datetime.timedelta(hours=2))
+
+    def mixed(subset, index):
+        return {"taken": datetime.datetime(2020, 1, 1, 12, tzinfo=zone if index == 3 else None)}
+
+    with pytest.raises(
+        ls.ProjectError, match=r"'taken' mixes kinds.*time for 'train/0'.*zone for 'train/3'"
+    ):
+        ls.check(project(metadata=mixed))
+
+    def zoned(subset, index):
+        return {"taken": datetime.datetime(2020, 1, 1, 12, index, tzinfo=zone)}
+
+    run = ls.analyze(project(metadata=zoned), tmp_path / "run", insights=False, progress=False)
+    first = run.samples.set_index("id").loc["train/5", "taken"]
+    assert first == pd.Timestamp(datetime.datetime(2020, 1, 1, 12, 5, tzinfo=zone))
 
 
 def test_metadata_column_clashing_with_a_stored_column_is_refused():
@@ -449,7 +482,7 @@ def test_a_layer_that_stops_running_on_the_whole_batch_stops_the_capture(tmp_pat
     data = {"train": image_items(10, 1)}
     model = PerImageBackbone(per_image_below=4)  # the last batch, of 2, runs image by image
     with pytest.raises(
-        ls.ProjectError, match=r"'features'.*for a batch of 2.*stopped at 'train/8'"
+        ls.ProjectError, match=r"'features'.*for a batch of 2.*stopped at the batch 'train/8' \.\."
     ):
         ls.analyze(
             project(model=model, data=data, layers=["features"]),

@@ -197,6 +197,44 @@ def test_classification_declared_for_a_tuple_output_names_the_fix():
         ls.check(project)
 
 
+class ArgmaxModel(nn.Module):
+    """Returns class indices instead of logits: integer outputs no class task can read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x).argmax(dim=1)
+
+
+class BatchSumModel(ArgmaxModel):
+    """Returns one number for the whole batch."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x).sum()
+
+
+@pytest.mark.parametrize(
+    ("model", "described"),
+    [
+        (ArgmaxModel, r"an int64 tensor of shape \(8,\)"),
+        (BatchSumModel, r"a single float32 number for the whole batch"),
+    ],
+)
+def test_outputs_no_class_task_can_read_are_described_and_the_task_traced_to_the_loss(
+    model, described
+):
+    project = ls.Project(
+        model=model(), data={"train": _vectors(8, 1)}, loss=ls.losses.cross_entropy
+    )
+    with pytest.raises(
+        ls.ProjectError,
+        match=rf"The loss implies task='classification', but the model returns {described}",
+    ):
+        ls.check(project)
+
+
 def test_a_dict_output_with_logits_gives_predictions_and_the_ready_made_loss(tmp_path):
     class WithLogits(nn.Module):
         def __init__(self) -> None:

@@ -114,6 +114,12 @@ def stored_render(rendered: Any, sample_id: str) -> StoredRender:
     if isinstance(rendered, str):
         return "text", None, rendered
     if isinstance(rendered, np.ndarray):
+        if not looks_like_image(rendered):
+            raise ProjectError(
+                f"Project.render returned an array of shape {rendered.shape} for {sample_id!r}, "
+                "which is not a picture: return H x W, H x W x C or C x H x W (C = 1, 3 or 4, "
+                "at least 4 pixels a side), a PIL image, or a string."
+            )
         rendered = default_render(rendered)
     if not isinstance(rendered, Image.Image):
         raise ProjectError(

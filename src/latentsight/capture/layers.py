@@ -92,6 +92,31 @@ def first_tensor(value: Any) -> torch.Tensor | None:
     return None
 
 
+def hook_layer(
+    module: nn.Module, ref: LayerRef, receive: Callable[[Any], None]
+) -> torch.utils.hooks.RemovableHandle:
+    """Hand ``receive`` what the layer records each time its module runs: the output, or with
+    ':input' the positional then the keyword arguments (a module called with keywords only, as
+    Hugging Face blocks are, is seen too)."""
+    if ref.point == "input":
+        return module.register_forward_pre_hook(
+            lambda _m, args, kwargs: receive((args, kwargs)), with_kwargs=True
+        )
+    return module.register_forward_hook(lambda _m, _i, output: receive(output))
+
+
+def layer_tensor(ref: LayerRef, value: Any) -> torch.Tensor:
+    """The activation a layer records: the first tensor of what :func:`hook_layer` handed on."""
+    tensor = first_tensor(value)
+    if tensor is None:
+        what = "its module's arguments hold" if ref.point == "input" else "its module returned"
+        raise ProjectError(
+            f"Layer {ref.name!r} has no tensor to record ({what} none): choose a layer whose "
+            "output (or, with ':input', whose input) is a tensor."
+        )
+    return tensor
+
+
 def check_batch_first(ref: LayerRef, activation: torch.Tensor, batch_size: int) -> None:
     """Refuse an activation that does not hold one row per sample of the batch, batch first."""
     if activation.dim() == 0 or activation.shape[0] != batch_size:

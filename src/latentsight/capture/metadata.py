@@ -129,7 +129,8 @@ class MetadataSource:
                 raise ProjectError(
                     f"Metadata column {name!r} mixes kinds of value: {first[0]} for {first[1]!r} "
                     f"({first[2]!r}) but {kind} for {item.id!r} ({value!r}). Give each column "
-                    "one kind (numbers, strings, bools or times); write a missing value as None."
+                    "one kind (numbers, strings, bools or times, all with a time zone or all without); "
+                    "write a missing value as None."
                 )
 
 
@@ -180,7 +181,9 @@ def _kind(value: bool | int | float | str | datetime.datetime) -> str:
         return "bool"
     if isinstance(value, (int, float)):
         return "number"
-    return "string" if isinstance(value, str) else "time"
+    if isinstance(value, str):
+        return "string"
+    return "time" if value.tzinfo is None else "time with a zone"
 
 
 def _scalar(value: Any, name: str, item: ParsedItem) -> Any:

@@ -65,10 +65,12 @@ def infer_task(declared: str, loss: LossFn, outputs: Any, targets: Any) -> str:
     return "other"
 
 
-def check_task(task: str, outputs: Any) -> None:
-    """Refuse a class task whose outputs hold no logits tensor of the task's shape."""
+def check_task(task: str, outputs: Any, declared: bool) -> None:
+    """Refuse a class task whose outputs hold no logits tensor of the task's shape, saying whether
+    the task was set (``declared``) or implied by the ready-made loss."""
     if task not in ("classification", "binary", "multilabel"):
         return
+    said = f"Project.task is {task!r}" if declared else f"The loss implies task={task!r}"
     logits = logits_of(outputs)
     fix = (
         "Make forward() return the logits tensor (or a dict with a 'logits' entry), or set "
@@ -76,24 +78,24 @@ def check_task(task: str, outputs: Any) -> None:
     )
     if logits is None or not logits.is_floating_point() or logits.dim() == 0:
         raise ProjectError(
-            f"Project.task is {task!r}, but the model returns {_kind(outputs)}: predictions are "
+            f"{said}, but the model returns {_kind(outputs)}: predictions are "
             f"read from one float tensor of logits, batch first. {fix}"
         )
     if task == "classification" and (logits.dim() != 2 or logits.shape[1] < 2):
         raise ProjectError(
-            f"Project.task is 'classification', but the logits have shape {tuple(logits.shape)}: "
+            f"{said}, but the logits have shape {tuple(logits.shape)}: "
             "it needs B x C with C >= 2 classes (for one logit per sample, task='binary'). "
             f"{fix}"
         )
     if task == "multilabel" and (logits.dim() != 2 or logits.shape[1] < 2):
         raise ProjectError(
-            f"Project.task is 'multilabel', but the logits have shape {tuple(logits.shape)}: it "
+            f"{said}, but the logits have shape {tuple(logits.shape)}: it "
             "needs B x C, one logit per label (for one logit per sample, task='binary'). "
             f"{fix}"
         )
     if task == "binary" and logits[0].numel() > 1:
         raise ProjectError(
-            f"Project.task is 'binary', but the logits have shape {tuple(logits.shape)}: binary "
+            f"{said}, but the logits have shape {tuple(logits.shape)}: binary "
             "takes one logit per sample; for C independent labels per sample, set "
             "task='multilabel'."
         )
@@ -104,6 +106,12 @@ def _kind(outputs: Any) -> str:
         return f"a {type(outputs).__name__} with keys {list(outputs)[:6]} and no 'logits' tensor"
     if isinstance(outputs, (tuple, list)):
         return f"a {type(outputs).__name__} of {len(outputs)} elements"
+    if isinstance(outputs, torch.Tensor):
+        dtype = str(outputs.dtype).replace("torch.", "")
+        if outputs.dim() == 0:
+            return f"a single {dtype} number for the whole batch"
+        article = "an" if dtype[0] in "aeiou" else "a"
+        return f"{article} {dtype} tensor of shape {tuple(outputs.shape)}"
     return f"a {type(outputs).__name__}"
 
 

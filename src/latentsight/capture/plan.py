@@ -39,6 +39,8 @@ from latentsight.capture.layers import (
     check_batch_first,
     default_layers,
     first_tensor,
+    hook_layer,
+    layer_tensor,
     ran_again_error,
     resolve_layers,
 )
@@ -243,22 +245,14 @@ def _raw_activations(
         module = modules[ref.module_name]
 
         def keep(value: Any, ref: LayerRef = ref, module: nn.Module = module) -> None:
-            tensor = first_tensor(value)
-            if tensor is None:
-                raise ProjectError(
-                    f"Layer {ref.name!r} produced no tensor ({type(value).__name__}): choose a "
-                    "layer whose output (or, with ':input', whose input) is a tensor."
-                )
+            tensor = layer_tensor(ref, value)
             if ref in seen:
                 raise ran_again_error(ref)
             check_batch_first(ref, tensor, batch_size)
             seen[ref] = (tensor, module)
             versions[ref] = tensor._version
 
-        if ref.point == "input":
-            handles.append(module.register_forward_pre_hook(lambda _m, args, keep=keep: keep(args)))
-        else:
-            handles.append(module.register_forward_hook(lambda _m, _i, out, keep=keep: keep(out)))
+        handles.append(hook_layer(module, ref, keep))
     try:
         with torch.no_grad():
             outputs = call_model(model, inputs)
@@ -567,7 +561,7 @@ def plan_capture(
     labeled = next((checked[subset.name] for subset in subsets if subset.labeled), [])
     targets = collate(labeled, project.collate).targets if labeled else None
     task = infer_task(project.task, project.loss, outputs, targets)
-    check_task(task, outputs)
+    check_task(task, outputs, declared=project.task != "auto")
     logits = logits_of(outputs)
     per_class = task in ("classification", "multilabel") and logits is not None
     n_classes = int(logits.shape[1]) if per_class else None

@@ -9,7 +9,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from latentsight.capture.layers import LayerRef, check_batch_first, first_tensor, ran_again_error
+from latentsight.capture.layers import (
+    LayerRef,
+    check_batch_first,
+    hook_layer,
+    layer_tensor,
+    ran_again_error,
+)
 from latentsight.capture.pooling import LayerPooler
 from latentsight.errors import ProjectError
 
@@ -43,12 +49,7 @@ class LayerRecorder:
         self.mask: torch.Tensor | None = None
 
     def _record(self, ref: LayerRef, value: Any) -> None:
-        activation = first_tensor(value)
-        if activation is None:
-            raise ProjectError(
-                f"Layer {ref.name!r} produced no tensor ({type(value).__name__}): choose a layer "
-                "whose output (or, with ':input', whose input) is a tensor."
-            )
+        activation = layer_tensor(ref, value)
         if ref in self.kept or ref.name in self.pooled:
             raise ran_again_error(ref)
         check_batch_first(ref, activation, self.batch_size)
@@ -63,18 +64,9 @@ class LayerRecorder:
         handles = []
         try:
             for ref, module in self.modules.items():
-                if ref.point == "input":
-                    handles.append(
-                        module.register_forward_pre_hook(
-                            lambda _m, args, ref=ref: self._record(ref, args)
-                        )
-                    )
-                else:
-                    handles.append(
-                        module.register_forward_hook(
-                            lambda _m, _i, out, ref=ref: self._record(ref, out)
-                        )
-                    )
+                handles.append(
+                    hook_layer(module, ref, lambda value, ref=ref: self._record(ref, value))
+                )
             yield self
         finally:
             for handle in handles:

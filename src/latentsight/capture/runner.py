@@ -331,8 +331,9 @@ class Capture:
             result = forward_items(self.plan.spec, items)
         except ProjectError as error:  # the project is wrong past the checked samples
             raise ProjectError(
-                f"{error} The capture stopped at {items[0].id!r}; the chunks it completed are "
-                "kept: fix the project and resume (resume=True, --resume)."
+                f"{error} The capture stopped at the batch {items[0].id!r} .. {items[-1].id!r}; "
+                "the chunks it completed are kept: fix the project and resume (resume=True, "
+                "--resume)."
             ) from error
         except StageFailure as error:  # a sample the user's code fails on is quarantined
             if len(items) == 1:

@@ -112,10 +112,13 @@ class ConceptDecoder:
 
         if self.ref.point == "input" and not self.folded:
 
-            def hook(_module: nn.Module, args: tuple) -> tuple:
-                return (replace(first_tensor(args)), *args[1:])
+            def hook(_module: nn.Module, args: tuple, kwargs: dict) -> tuple:
+                if first_tensor(args) is not None:
+                    return (replace(first_tensor(args)), *args[1:]), kwargs
+                name = next(key for key, value in kwargs.items() if first_tensor(value) is not None)
+                return args, {**kwargs, name: replace(first_tensor(kwargs[name]))}
 
-            handle = self.module.register_forward_pre_hook(hook)
+            handle = self.module.register_forward_pre_hook(hook, with_kwargs=True)
         else:
 
             def hook(_module: nn.Module, _args: tuple, output: Any) -> Any:  # type: ignore[misc]

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from latentsight.capture.forward import call_model
-from latentsight.capture.layers import LayerRef, first_tensor
+from latentsight.capture.layers import LayerRef, first_tensor, hook_layer
 from latentsight.discovery.attribution import (
     ROW_BUDGET,
     AttributionSettings,
@@ -42,16 +42,19 @@ def probe(
     seen: dict[str, torch.Tensor] = {}
     at: list[torch.Tensor] = []
     handles = []
+
+    def keep_at(value: Any) -> None:
+        tensor = first_tensor(value)
+        if tensor is not None:
+            at.append(tensor.detach())
+
     for name, module in model.named_modules():
         if not name:
             continue
+        if name == ref.module_name:
+            handles.append(hook_layer(module, ref, keep_at))
 
-        def keep(_m: nn.Module, args: tuple, output: Any, name: str = name) -> None:
-            tensor = first_tensor(
-                args if name == ref.module_name and ref.point == "input" else output
-            )
-            if name == ref.module_name and tensor is not None:
-                at.append(tensor.detach())
+        def keep(_m: nn.Module, _args: tuple, output: Any, name: str = name) -> None:
             if isinstance(output, torch.Tensor):
                 seen[name] = output.detach().clone()
 

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from latentsight.capture.forward import call_model
-from latentsight.capture.layers import LayerRef, first_tensor
+from latentsight.capture.layers import LayerRef, first_tensor, hook_layer
 from latentsight.capture.pooling import layer_kind
 from latentsight.discovery.errors import DiscoveryError
 from latentsight.explain.maco import MacoSettings, maco, magnitude_template
@@ -89,8 +89,8 @@ def visualize_concept(
     target = torch.as_tensor(np.asarray(direction), dtype=torch.float32, device=session.device)
     captured: dict[str, torch.Tensor] = {}
 
-    def keep(_module: nn.Module, inputs: Any, output: Any) -> None:
-        captured["value"] = first_tensor(inputs if ref.point == "input" else output)
+    def keep(value: Any) -> None:
+        captured["value"] = first_tensor(value)
 
     def objectives(batch: torch.Tensor) -> torch.Tensor:
         call_model(session.model, batch)
@@ -104,7 +104,7 @@ def visualize_concept(
         return (pooled @ target)[:, None]
 
     inputs = session.spread_inputs(settings.template_images)
-    handle = module.register_forward_hook(keep)
+    handle = hook_layer(module, ref, keep)
     try:
         with frozen(session.model), no_inplace(session.model):
             result = maco(
