@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from conftest import TinyCNN, image_items
 
 import latentsight as ls
+from latentsight.capture.id_hashes import IdHashes
 
 OPTIONS = dict(insights=False, progress=False)
 
@@ -130,3 +131,13 @@ def test_unique_ids_over_many_chunks_capture_every_sample(tmp_path):
         **dict(OPTIONS, batch_size=8, chunk_size=8),
     )
     assert list(run.samples["id"]) == ids
+
+
+def test_id_hashes_find_a_repeat_of_any_earlier_chunk_and_flag_no_unique_id():
+    chunks = [[f"img-{chunk}-{row}" for row in range(chunk % 7 + 1)] for chunk in range(300)]
+    for earlier in (0, 5, 150, 298):
+        hashes = IdHashes()
+        assert not any(hashes.add(ids) for ids in chunks[:299])
+        assert hashes.add([*chunks[299], chunks[earlier][-1]])
+    assert IdHashes().add(["a", "b", "a"])
+    assert not IdHashes().add([])
