@@ -204,8 +204,8 @@ def test_the_input_of_a_module_called_by_keyword_only_is_recorded(tmp_path):
             super().__init__()
             self.fc = nn.Linear(8, 3)
 
-        def forward(self, *, features):
-            return self.fc(features)
+        def forward(self, *, features, scale):
+            return self.fc(features) * scale
 
     class Model(nn.Module):
         def __init__(self):
@@ -215,7 +215,7 @@ def test_the_input_of_a_module_called_by_keyword_only_is_recorded(tmp_path):
             self.head = KeywordHead()
 
         def forward(self, x):
-            return self.head(features=torch.relu(self.body(x)))
+            return self.head(scale=torch.ones(len(x), 1), features=torch.relu(self.body(x)))
 
     model = Model()
     inputs = torch.rand(12, 4, generator=torch.Generator().manual_seed(1))

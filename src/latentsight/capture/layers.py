@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -100,9 +101,22 @@ def hook_layer(
     Hugging Face blocks are, is seen too)."""
     if ref.point == "input":
         return module.register_forward_pre_hook(
-            lambda _m, args, kwargs: receive((args, kwargs)), with_kwargs=True
+            lambda _m, args, kwargs: receive((args, in_signature_order(module, kwargs))),
+            with_kwargs=True,
         )
     return module.register_forward_hook(lambda _m, _i, output: receive(output))
+
+
+def in_signature_order(module: nn.Module, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments in the order ``forward`` declares them, not the order of the call, so
+    that ``block(mask=m, hidden_states=h)`` records ``hidden_states`` when it comes first."""
+    order = list(inspect.signature(module.forward).parameters)
+    return dict(
+        sorted(
+            kwargs.items(),
+            key=lambda item: order.index(item[0]) if item[0] in order else len(order),
+        )
+    )
 
 
 def layer_tensor(ref: LayerRef, value: Any) -> torch.Tensor:

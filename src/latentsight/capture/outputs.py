@@ -110,7 +110,7 @@ def _kind(outputs: Any) -> str:
         dtype = str(outputs.dtype).replace("torch.", "")
         if outputs.dim() == 0:
             return f"a single {dtype} number for the whole batch"
-        article = "an" if dtype[0] in "aeiou" else "a"
+        article = "an" if dtype[0] in "aeio" else "a"
         return f"{article} {dtype} tensor of shape {tuple(outputs.shape)}"
     return f"a {type(outputs).__name__}"
 

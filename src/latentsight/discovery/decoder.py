@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from latentsight.capture.forward import call_model
-from latentsight.capture.layers import LayerRef, first_tensor
+from latentsight.capture.layers import LayerRef, first_tensor, in_signature_order
 from latentsight.discovery.errors import DiscoveryError
 from latentsight.discovery.positions import position_codes
 
@@ -115,7 +115,10 @@ class ConceptDecoder:
             def hook(_module: nn.Module, args: tuple, kwargs: dict) -> tuple:
                 if first_tensor(args) is not None:
                     return (replace(first_tensor(args)), *args[1:]), kwargs
-                name = next(key for key, value in kwargs.items() if first_tensor(value) is not None)
+                ordered = in_signature_order(self.module, kwargs)
+                name = next(
+                    key for key, value in ordered.items() if first_tensor(value) is not None
+                )
                 return args, {**kwargs, name: replace(first_tensor(kwargs[name]))}
 
             handle = self.module.register_forward_pre_hook(hook, with_kwargs=True)
