@@ -110,7 +110,12 @@ def hook_layer(
 def in_signature_order(module: nn.Module, kwargs: dict[str, Any]) -> dict[str, Any]:
     """Keyword arguments in the order ``forward`` declares them, not the order of the call, so
     that ``block(mask=m, hidden_states=h)`` records ``hidden_states`` when it comes first."""
-    order = list(inspect.signature(module.forward).parameters)
+    if len(kwargs) < 2:
+        return kwargs
+    try:
+        order = list(inspect.signature(module.forward).parameters)
+    except (TypeError, ValueError):  # a forward with no signature to read (scripted, built in)
+        return kwargs
     return dict(
         sorted(
             kwargs.items(),
