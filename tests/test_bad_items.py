@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -141,3 +142,13 @@ def test_id_hashes_find_a_repeat_of_any_earlier_chunk_and_flag_no_unique_id():
         assert hashes.add([*chunks[299], chunks[earlier][-1]])
     assert IdHashes().add(["a", "b", "a"])
     assert not IdHashes().add([])
+
+
+def test_numpy_datetimes_in_item_metadata_are_stored_as_times(tmp_path):
+    taken = [np.datetime64("2024-01-02T03:04") + np.timedelta64(i, "m") for i in range(16)]
+    items = [
+        {"input": x, "target": y, "metadata": {"taken": taken[i]}}
+        for i, (x, y) in enumerate(image_items(16, 1))
+    ]
+    run = ls.analyze(project(data={"train": items}), tmp_path / "run", **OPTIONS)
+    assert list(run.samples["taken"]) == [pd.Timestamp(value) for value in taken]

@@ -188,7 +188,9 @@ def _kind(value: bool | int | float | str | datetime.datetime) -> str:
 
 def _scalar(value: Any, name: str, item: ParsedItem) -> Any:
     """The value as stored: a plain scalar, None for a missing one (None, NaN, NA, NaT)."""
-    if isinstance(value, np.generic):
+    if isinstance(value, np.datetime64):  # .item() would give nanoseconds as an int
+        value = pd.Timestamp(value)
+    elif isinstance(value, np.generic):
         value = value.item()
     if value is None or value is pd.NA or value is pd.NaT:
         return None
