@@ -145,7 +145,7 @@ def test_id_hashes_find_a_repeat_of_any_earlier_chunk_and_flag_no_unique_id():
 
 
 def test_numpy_datetimes_in_item_metadata_are_stored_as_times(tmp_path):
-    taken = [np.datetime64("2024-01-02T03:04") + np.timedelta64(i, "m") for i in range(16)]
+    taken = [np.datetime64("2024-01-02T03:04", "ns") + np.timedelta64(i, "m") for i in range(16)]
     items = [
         {"input": x, "target": y, "metadata": {"taken": taken[i]}}
         for i, (x, y) in enumerate(image_items(16, 1))
