@@ -27,8 +27,9 @@ def cross_entropy(outputs: Any, targets: torch.Tensor) -> torch.Tensor:
     logits = _scores(outputs)
     if targets.is_floating_point() and targets.shape == logits.shape:
         return F.cross_entropy(logits, targets.to(logits.dtype), reduction="none")
-    if targets.is_floating_point() and not torch.equal(targets, targets.round()):
-        fraction = targets[targets != targets.round()][0].item()
+    whole = targets.round() if targets.is_floating_point() else targets
+    if not torch.equal(targets, whole):
+        fraction = targets[targets != whole][0].item()
         raise ValueError(
             f"cross_entropy takes whole class labels (or B x C class probabilities), but a "
             f"target is {fraction}: give class indices, or a loss made for these targets."

@@ -27,7 +27,7 @@ RESERVED = {
     "loss",
 }
 RESERVED_PREFIXES = ("loss_", "metric_", "_")
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT64 = np.iinfo(np.int64)  # the range a stored integer column holds
 
 
 class MetadataSource:
@@ -129,8 +129,8 @@ class MetadataSource:
                 raise ProjectError(
                     f"Metadata column {name!r} mixes kinds of value: {first[0]} for {first[1]!r} "
                     f"({first[2]!r}) but {kind} for {item.id!r} ({value!r}). Give each column "
-                    "one kind (numbers, strings, bools or times, all with a time zone or all without); "
-                    "write a missing value as None."
+                    "one kind (numbers, strings, bools or times, all with a time zone or all "
+                    "without); write a missing value as None."
                 )
 
 
@@ -203,7 +203,7 @@ def _scalar(value: Any, name: str, item: ParsedItem) -> Any:
     if (
         isinstance(value, int)
         and not isinstance(value, bool)
-        and not INT64_MIN <= value <= INT64_MAX
+        and not INT64.min <= value <= INT64.max
     ):
         raise ProjectError(
             f"Metadata column {name!r} of sample {item.id!r} holds the integer {value}, outside "

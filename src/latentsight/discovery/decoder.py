@@ -113,8 +113,9 @@ class ConceptDecoder:
         if self.ref.point == "input" and not self.folded:
 
             def hook(_module: nn.Module, args: tuple, kwargs: dict) -> tuple:
-                if first_tensor(args) is not None:
-                    return (replace(first_tensor(args)), *args[1:]), kwargs
+                positional = first_tensor(args)
+                if positional is not None:
+                    return (replace(positional), *args[1:]), kwargs
                 ordered = in_signature_order(self.module, kwargs)
                 name = next(
                     key for key, value in ordered.items() if first_tensor(value) is not None
