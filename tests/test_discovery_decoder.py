@@ -4,6 +4,8 @@ batched path equals a per-sample loop, and heatmaps put a planted concept where 
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import numpy as np
 import pytest
 import torch
@@ -149,6 +151,84 @@ def test_the_input_of_a_module_called_by_keyword_is_probed_and_decoded():
         dropped = decoder.scores(inputs, codes, torch.zeros(60, 1, 2), labels)[:, 0].double()
     assert torch.allclose(found, expected, atol=1e-5)
     assert (found - dropped).abs().max() > 0.01
+
+
+class Hidden(NamedTuple):
+    hidden: torch.Tensor
+    total: torch.Tensor
+
+
+class ReturnsPair(nn.Module):
+    """A block returning hidden states first, then more: as a tuple, a named tuple or a dict
+    (the forms transformer blocks return)."""
+
+    def __init__(self, form: str = "tuple") -> None:
+        super().__init__()
+        self.form = form
+
+    def forward(self, x: torch.Tensor) -> Any:
+        hidden, total = x * 2.0, x.sum(dim=1)
+        if self.form == "dict":
+            return {"hidden": hidden, "total": total}
+        return Hidden(hidden, total) if self.form == "named" else (hidden, total)
+
+
+class TakesPair(nn.Module):
+    """A head given one tuple ``(features, scale)`` as its only argument."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mlp = _mlp()
+
+    def forward(self, pair: tuple[torch.Tensor, float]) -> torch.Tensor:
+        features, scale = pair
+        return self.mlp(features * scale)
+
+
+class PairsEverywhere(nn.Module):
+    """A block whose output is a tuple feeding a head whose input is a tuple; ``factor`` is a
+    module that neither takes nor returns a tensor."""
+
+    def __init__(self, form: str = "tuple") -> None:
+        super().__init__()
+        self.block = ReturnsPair(form)
+        self.head = TakesPair()
+        self.factor = nn.Module()
+        self.factor.forward = lambda value: value * 0.5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.block(x)
+        readers = {"dict": lambda: out["hidden"], "named": lambda: out.hidden}
+        hidden = readers.get(self.block.form, lambda: out[0])()
+        return self.head((hidden, self.factor(3.0)))
+
+
+@pytest.mark.parametrize(
+    ("layer", "form"),
+    [("block", "tuple"), ("block", "named"), ("block", "dict"), ("head:input", "tuple")],
+)
+def test_a_tuple_output_or_input_keeps_its_form_when_decoded(layer, form):
+    inputs = _latents(60)
+    model = PairsEverywhere(form)
+    live, _ = probe(model, inputs, layer)
+    assert torch.equal(live, inputs * 2.0)
+    codes, dictionary = _fit(live, 2)
+    decoder = ConceptDecoder(model, layer, dictionary.components)
+    labels = np.arange(60) % 3
+    with torch.no_grad():
+        expected = model(inputs)[torch.arange(60), torch.as_tensor(labels)].double()
+        found = decoder.scores(inputs, codes, torch.ones(60, 1, 2), labels)[:, 0].double()
+        dropped = decoder.scores(inputs, codes, torch.zeros(60, 1, 2), labels)[:, 0].double()
+    assert torch.allclose(found, expected, atol=1e-5)
+    assert (found - dropped).abs().max() > 0.01
+
+
+@pytest.mark.parametrize("layer", ["factor", "factor:input"])
+def test_decoding_a_layer_without_a_tensor_names_the_layer(layer):
+    inputs = _latents(8)
+    decoder = ConceptDecoder(PairsEverywhere(), layer, np.eye(2, D))
+    with pytest.raises(DiscoveryError, match=rf"Layer '{layer}' has no tensor to record"):
+        decoder.scores(inputs, np.ones((8, 2)), torch.ones(8, 1, 2), np.zeros(8, dtype=int))
 
 
 @pytest.mark.parametrize("mlp", [False, True], ids=["linear", "mlp"])

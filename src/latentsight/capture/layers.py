@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 import inspect
 from collections import Counter
@@ -93,6 +94,30 @@ def first_tensor(value: Any) -> torch.Tensor | None:
     return None
 
 
+def with_first_tensor(value: Any, replace: Callable[[torch.Tensor], Any]) -> tuple[Any, bool]:
+    """``value`` with its first tensor (the one :func:`first_tensor` finds) swapped for
+    ``replace(tensor)``, and whether it held one; tuples, named tuples, lists and mappings keep
+    their type and their other entries, so the code after a hook reads the value as it would."""
+    if isinstance(value, torch.Tensor):
+        return replace(value), True
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            swapped, found = with_first_tensor(inner, replace)
+            if found:
+                rebuilt = copy.copy(value)
+                rebuilt[key] = swapped
+                return rebuilt, True
+    elif isinstance(value, (list, tuple)):
+        for position, inner in enumerate(value):
+            swapped, found = with_first_tensor(inner, replace)
+            if found:
+                entries = [*value[:position], swapped, *value[position + 1 :]]
+                if hasattr(value, "_make"):  # a named tuple
+                    return value._make(entries), True
+                return type(value)(entries), True
+    return value, False
+
+
 def hook_layer(
     module: nn.Module, ref: LayerRef, receive: Callable[[Any], None]
 ) -> torch.utils.hooks.RemovableHandle:
@@ -128,12 +153,17 @@ def layer_tensor(ref: LayerRef, value: Any) -> torch.Tensor:
     """The activation a layer records: the first tensor of what :func:`hook_layer` handed on."""
     tensor = first_tensor(value)
     if tensor is None:
-        what = "its module's arguments hold" if ref.point == "input" else "its module returned"
-        raise ProjectError(
-            f"Layer {ref.name!r} has no tensor to record ({what} none): choose a layer whose "
-            "output (or, with ':input', whose input) is a tensor."
-        )
+        raise ProjectError(no_tensor_message(ref))
     return tensor
+
+
+def no_tensor_message(ref: LayerRef) -> str:
+    """Why a layer whose module's output (or input) holds no tensor cannot be used."""
+    what = "its module's arguments hold" if ref.point == "input" else "its module returned"
+    return (
+        f"Layer {ref.name!r} has no tensor to record ({what} none): choose a layer whose "
+        "output (or, with ':input', whose input) is a tensor."
+    )
 
 
 def check_batch_first(ref: LayerRef, activation: torch.Tensor, batch_size: int) -> None:

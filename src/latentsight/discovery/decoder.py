@@ -18,7 +18,13 @@ import torch
 from torch import nn
 
 from latentsight.capture.forward import call_model
-from latentsight.capture.layers import LayerRef, first_tensor, in_signature_order
+from latentsight.capture.layers import (
+    LayerRef,
+    first_tensor,
+    in_signature_order,
+    no_tensor_message,
+    with_first_tensor,
+)
 from latentsight.discovery.errors import DiscoveryError
 from latentsight.discovery.positions import position_codes
 
@@ -113,20 +119,22 @@ class ConceptDecoder:
         if self.ref.point == "input" and not self.folded:
 
             def hook(_module: nn.Module, args: tuple, kwargs: dict) -> tuple:
-                positional = first_tensor(args)
-                if positional is not None:
-                    return (replace(positional), *args[1:]), kwargs
-                ordered = in_signature_order(self.module, kwargs)
-                name = next(
-                    key for key, value in ordered.items() if first_tensor(value) is not None
-                )
-                return args, {**kwargs, name: replace(first_tensor(kwargs[name]))}
+                swapped, found = with_first_tensor(args, replace)
+                if found:
+                    return swapped, kwargs
+                swapped, found = with_first_tensor(in_signature_order(self.module, kwargs), replace)
+                if not found:
+                    raise DiscoveryError(no_tensor_message(self.ref))
+                return args, swapped
 
             handle = self.module.register_forward_pre_hook(hook, with_kwargs=True)
         else:
 
             def hook(_module: nn.Module, _args: tuple, output: Any) -> Any:  # type: ignore[misc]
-                return replace(first_tensor(output))
+                swapped, found = with_first_tensor(output, replace)
+                if not found:
+                    raise DiscoveryError(no_tensor_message(self.ref))
+                return swapped
 
             handle = self.module.register_forward_hook(hook)
         try:
