@@ -89,6 +89,8 @@ def _renders(
     batch in one pass, and stores it in one piece when no picture needs shrinking."""
     kept = [item for item, is_kept in zip(batch.items, keep, strict=True) if is_kept]
     ids = [item.id for item in kept]
+    if not kept:  # the whole batch is quarantined: nothing to draw
+        return renders_table([], [])
     if render is default_render and stacked and isinstance(batch.inputs, torch.Tensor):
         inputs = batch.inputs if keep.all() else batch.inputs[torch.from_numpy(keep)]
         pixels = render_batch(inputs)

@@ -154,7 +154,14 @@ def collate(items: Sequence[ParsedItem], user_collate: Collate | None) -> Batch:
             "inputs as the model takes them (a mapping is passed as keyword arguments) and "
             "targets None for unlabeled items."
         )
-    return Batch(list(items), *collated)
+    inputs, targets = collated
+    if isinstance(inputs, torch.Tensor) and (inputs.dim() == 0 or inputs.shape[0] != len(items)):
+        raise ProjectError(
+            f"Project.collate returned inputs of shape {tuple(inputs.shape)} for {len(items)} "
+            "items: it must keep every item it is given, in order, batch first (each row of the "
+            "outputs is stored as the sample at that position)."
+        )
+    return Batch(list(items), inputs, targets)
 
 
 def to_device(value: Any, device: torch.device) -> Any:

@@ -161,6 +161,12 @@ def prediction_columns(task: str, outputs: Any, batch_size: int) -> dict[str, An
     logits = logits_of(outputs)
     if task == "other" or logits is None:
         return {}
+    if logits.dim() == 0 or logits.shape[0] != batch_size:
+        raise ProjectError(
+            f"The model returned logits of shape {tuple(logits.shape)} for a batch of "
+            f"{batch_size} samples: predictions are read from one row per sample, batch first. "
+            "Make forward() return outputs for every sample of the batch, in the batch's order."
+        )
     out = logits.detach().float().reshape(batch_size, -1)
     if task == "classification":
         probabilities = out.softmax(dim=1)

@@ -175,6 +175,32 @@ def _check_batchable(items: list[ParsedItem], project: Project) -> None:
         ) from error
 
 
+def _check_collate_order(items: list[ParsedItem], project: Project) -> None:
+    """Refuse a Project.collate that reorders the items (sorting them by length, say): the
+    outputs would be stored against the wrong ids. It shows when the batch's targets are the
+    items' class labels in another order."""
+    if project.collate is None or not items[0].has_target:
+        return
+    try:
+        given = torch.as_tensor([item.target for item in items], dtype=torch.float64)
+        collated = torch.as_tensor(collate(items, project.collate).targets, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):  # boxes, text...: no labels to compare
+        return
+    if collated.shape != given.shape or torch.equal(collated, given):
+        return
+    if torch.equal(collated.sort().values, given.sort().values):
+        raise ProjectError(
+            f"Project.collate returned the targets of subset {items[0].subset!r} in another "
+            f"order than its items ({_numbers(given)} became {_numbers(collated)}): each row of "
+            "the batch is stored as the item at that position, so keep the items' order (sort "
+            "the data set instead, if batches should hold items of similar length)."
+        )
+
+
+def _numbers(values: torch.Tensor) -> str:
+    return "[" + ", ".join(f"{value:g}" for value in values.tolist()) + "]"
+
+
 def _runnable(
     model: nn.Module,
     items: list[ParsedItem],
@@ -267,6 +293,25 @@ def _raw_activations(
         )
     changed = {ref for ref, (tensor, _) in seen.items() if tensor._version != versions[ref]}
     return seen, changed, outputs
+
+
+def _check_batch_axis(
+    model: nn.Module,
+    refs: list[LayerRef],
+    raw: dict[LayerRef, tuple[torch.Tensor, nn.Module]],
+    items: list[ParsedItem],
+    project: Project,
+    device: torch.device,
+) -> None:
+    """Run a batch one item shorter through the layers whose first batch could not tell the batch
+    axis from another of the same length (a sequence-first GRU over 8 steps in a batch of 8): the
+    batch axis is the one that follows the number of items."""
+    ambiguous = [ref for ref in refs if len(items) in raw[ref][0].shape[1:]]
+    if not ambiguous or len(items) < 2:
+        return
+    fewer = items[:-1]
+    inputs = to_device(collate(fewer, project.collate).inputs, device)
+    _raw_activations(model, ambiguous, inputs, len(fewer))
 
 
 def _scorable(
@@ -515,6 +560,7 @@ def plan_capture(
 
     for subset in subsets:
         _check_batchable(checked[subset.name], project)
+        _check_collate_order(checked[subset.name], project)
         checked[subset.name] = _runnable(
             model, checked[subset.name], project, resolved_device, warnings
         )
@@ -537,6 +583,7 @@ def plan_capture(
             "Project.layers is empty: name at least one layer, or pass None for defaults."
         )
     raw, changed_in_place, outputs = _raw_activations(model, refs, inputs, len(first))
+    _check_batch_axis(model, refs, raw, first, project, resolved_device)
     logits = first_tensor(outputs)
     if logits is not None and not _some_row_finite(logits):
         raise ProjectError(

@@ -290,6 +290,8 @@ class Capture:
                     "sample and rerun with --resume, or drop --fail-fast to quarantine it."
                 )
             for result in results:
+                if not result.items:  # every sample of the batch was quarantined
+                    continue
                 latents.append((subset.offset + result.columns["index"], result.latents))
                 samples.append(result.columns)
                 if result.renders is not None:
