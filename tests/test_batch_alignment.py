@@ -1,6 +1,7 @@
-"""Every stored row belongs to its sample: a sequence-first layer whose length equals the batch, a
-collate that reorders or drops items and a model that drops samples are refused up front, and a
-batch quarantined whole leaves the rest of the run intact."""
+"""Every stored row belongs to its sample, and reads as what it is: a sequence-first layer whose
+length equals the batch, a collate that reorders or drops items and a model that drops samples
+are refused up front, a batch quarantined whole leaves the rest of the run intact, outputs that
+are already probabilities are warned of, and one-hot targets are scored against the prediction."""
 
 from __future__ import annotations
 
@@ -138,4 +139,27 @@ def test_a_later_batch_quarantined_whole_leaves_the_others_captured(tmp_path, re
         expected.softmax(dim=1).numpy(),
         rtol=1e-5,
         atol=1e-6,
+    )
+
+
+class EndsInSoftmax(TinyCNN):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x).softmax(dim=1)
+
+
+def test_outputs_that_are_already_probabilities_are_warned_of_and_logits_are_not():
+    warned = ls.check(project(model=EndsInSoftmax(), layers=["fc"])).warnings
+    assert any("outputs on the first batch are probabilities" in w for w in warned)
+    assert not any("probabilities (every row" in w for w in ls.check(project()).warnings)
+
+
+def test_one_hot_targets_are_scored_against_the_predicted_class(tmp_path):
+    items = image_items(16, 1)
+    one_hot = [(x, nn.functional.one_hot(torch.tensor(y), 3).float()) for x, y in items]
+    run = ls.analyze(
+        project(data={"train": one_hot}), tmp_path / "run", insights=False, progress=False
+    )
+    labels = np.array([y for _, y in items])
+    assert (
+        run.samples["correct"].tolist() == (run.samples["prediction"].to_numpy() == labels).tolist()
     )

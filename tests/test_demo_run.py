@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pandas as pd
+from conftest import TinyCNN, image_items
 from rich.console import Console
 
 import latentsight as ls
@@ -104,3 +105,16 @@ def test_training_is_a_bar_in_a_terminal_and_a_few_lines_elsewhere():
         for epoch in range(1, 13):
             on_epoch(epoch, 12, 1.0 / epoch)
     assert "training CNN" in shown.getvalue() and "Training the demo CNN" not in shown.getvalue()
+
+
+def test_the_demo_refuses_to_replace_a_run_of_another_project(tmp_path):
+    project = ls.Project(
+        model=TinyCNN(), data={"train": image_items(16, 1)}, loss=ls.losses.cross_entropy
+    )
+    mine = ls.analyze(project, tmp_path / "run", progress=False, insights=False)
+    refused = demo(tmp_path)
+    assert refused.returncode == 2
+    message = " ".join(refused.stderr.split())
+    assert f"{tmp_path / 'run'} holds the run '{mine.manifest['name']}', not a demo run" in message
+    assert "Traceback" not in refused.stderr and "Generating" not in refused.stdout
+    pd.testing.assert_frame_equal(ls.open_run(tmp_path / "run").samples, mine.samples)

@@ -281,6 +281,44 @@ def test_times_with_and_without_a_zone_in_one_column_are_refused_and_zoned_times
     assert first == pd.Timestamp(datetime.datetime(2020, 1, 1, 12, 5, tzinfo=zone))
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("n/a", r"'exposure' mixes kinds.*number for 'train/0' \(0\.5\) but string for 'train/12'"),
+        ([1, 2], r"'exposure' of sample 'train/12' holds a list"),
+        (2**63 + 5, r"'exposure' of sample 'train/12' holds the integer 9223372036854775813"),
+    ],
+    ids=["string among numbers", "list", "past 64 bits"],
+)
+def test_a_bad_frame_value_past_the_checked_items_is_refused_up_front(value, message):
+    ids = [f"train/{i}" for i in range(16)] + [f"val/{i}" for i in range(8)]
+    values: list = [0.5] * 24 if not isinstance(value, int) else list(range(24))
+    values[12] = value  # train/12, past the first 8 items of train that the check runs
+    frame = pd.DataFrame({"id": ids, "exposure": pd.Series(values, dtype=object)})
+    with pytest.raises(ls.ProjectError, match=message):
+        ls.check(project(metadata=frame))
+
+
+def test_a_frame_of_plain_numbers_and_strings_passes_the_value_check():
+    ids = [f"train/{i}" for i in range(16)] + [f"val/{i}" for i in range(8)]
+    frame = pd.DataFrame(
+        {"id": ids, "site": ["north", None] * 12, "gain": np.arange(24, dtype=np.uint64)}
+    )
+    assert ls.check(project(metadata=frame)).metadata_columns == ["site", "gain"]
+
+
+def test_a_column_given_by_the_items_and_by_project_metadata_is_refused():
+    items = [
+        {"input": x, "target": y, "metadata": {"camera": "item"}} for x, y in image_items(16, 1)
+    ]
+    ids = [f"train/{i}" for i in range(16)]
+    frame = pd.DataFrame({"id": ids, "camera": ["frame"] * 16})
+    with pytest.raises(ls.ProjectError, match=r"'camera' comes both from the items' 'metadata'"):
+        ls.check(project(data={"train": items}, metadata=frame))
+    with pytest.raises(ls.ProjectError, match=r"and from the Project.metadata function"):
+        ls.check(project(data={"train": items}, metadata=lambda subset, index: {"camera": "fn"}))
+
+
 def test_metadata_column_clashing_with_a_stored_column_is_refused():
     ids = [f"train/{i}" for i in range(16)] + [f"val/{i}" for i in range(8)]
     frame = pd.DataFrame({"id": ids, "loss": range(24)})
@@ -405,6 +443,23 @@ def test_metric_needs_a_direction():
 def test_unknown_device_is_refused():
     with pytest.raises(ls.ProjectError, match="not a torch device"):
         ls.check(project(), device="gpu-please")
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("mps", r"Device 'mps' was asked for, but it is not available here \(.*MPS.*\): use 'cpu'"),
+        ("xpu", r"Device 'xpu' was asked for, but it is not available here \(.*XPU.*\): use 'cpu'"),
+        ("meta", r"Device 'meta' holds no values"),
+    ],
+)
+def test_a_device_torch_cannot_use_here_is_refused(device, message):
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has an MPS device")
+    if device == "xpu" and hasattr(torch, "xpu") and torch.xpu.is_available():
+        pytest.skip("this machine has an XPU device")
+    with pytest.raises(ls.ProjectError, match=message):
+        ls.check(project(), device=device)
 
 
 def test_a_layer_that_never_runs_is_named():

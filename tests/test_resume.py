@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -171,9 +172,25 @@ def test_an_interrupted_command_line_capture_says_how_to_resume(tmp_path, projec
     process = _capture_until(project_file, out, 2)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 130
-    stderr = process.stderr.read().decode()
-    assert "Interrupted." in stderr and f"--out {out} --resume" in stderr
-    assert "Traceback" not in stderr
+    stderr = " ".join(process.stderr.read().decode().split())
+    assert "Interrupted." in stderr and "Traceback" not in stderr
+    command = re.search(r"`(latentsight analyze .*?)`", stderr).group(1).split()
+    assert command[-5:] == ["--batch-size", "8", "--chunk-size", "24", "--resume"]
+    finished = subprocess.run(
+        [sys.executable, "-m", *command, "--no-insights"], capture_output=True, text=True
+    )
+    assert finished.returncode == 0, finished.stderr
+    _tables_equal(
+        ls.open_run(out),
+        ls.analyze(
+            load_project(f"{project_file}:project"),
+            tmp_path / "fresh",
+            batch_size=8,
+            chunk_size=24,
+            progress=False,
+            insights=False,
+        ),
+    )
 
 
 def test_a_run_stopped_during_its_analysis_resumes_there(tmp_path, data, monkeypatch):
@@ -208,10 +225,13 @@ def test_resume_refuses_different_settings(tmp_path, project_file):
         (out / "manifest.json").read_text().replace('"status": "complete"', '"status": "capturing"')
     )
     (out / "manifest.json").write_text(manifest)
-    with pytest.raises(ls.RunStoreError, match="batch_size, rows_per_chunk differ"):
+    with pytest.raises(
+        ls.RunStoreError, match=r"batch size \(8 then, 16 now\), chunk size \(24 then, 32 now\)"
+    ) as refused:
         ls.analyze(
             project, out, resume=True, batch_size=16, chunk_size=24, progress=False, insights=False
         )
+    assert "(here batch_size=8, chunk_size=24)" in str(refused.value)
 
 
 def test_resume_refuses_another_loss_or_metadata_rather_than_mixing_them(tmp_path, project_file):

@@ -160,6 +160,34 @@ def test_overwrite_refuses_a_run_holding_files_it_did_not_write(tmp_path, data):
     ls.open_run(out)  # the run is untouched too
 
 
+@pytest.mark.parametrize("damage", ["unreadable", "deleted"])
+def test_a_run_whose_manifest_is_damaged_is_replaced_by_overwrite_only(tmp_path, data, damage):
+    project = ls.Project(model=TinyCNN(), data=data, loss=ls.losses.cross_entropy)
+    out = tmp_path / "run"
+    ls.analyze(project, out, progress=False, insights=False)
+    if damage == "unreadable":
+        (out / "manifest.json").write_text("{bad")
+    else:
+        (out / "manifest.json").unlink()
+    with pytest.raises(ls.RunStoreError, match=r"manifest"):
+        ls.open_run(out)
+    options = dict(progress=False, insights=False)
+    message = (
+        r"damaged latentsight run .* pass overwrite=True" if damage == "deleted" else r"--overwrite"
+    )
+    with pytest.raises(ls.RunStoreError, match=message):
+        ls.analyze(project, out, **options)
+    assert len(ls.analyze(project, out, overwrite=True, **options).samples) == 64
+    assert len(ls.open_run(out).samples) == 64
+
+
+def test_resume_and_overwrite_together_are_refused(tmp_path, data):
+    project = ls.Project(model=TinyCNN(), data=data, loss=ls.losses.cross_entropy)
+    with pytest.raises(ls.ProjectError, match=r"resume=True and overwrite=True"):
+        ls.analyze(project, tmp_path / "run", resume=True, overwrite=True, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_overwrite_replaces_a_run_given_as_the_current_directory_or_a_link(
     tmp_path, data, monkeypatch
 ):

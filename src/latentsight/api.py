@@ -77,6 +77,11 @@ def analyze(
     from latentsight.capture.plan import plan_capture, training_modes_kept
     from latentsight.capture.runner import Capture, CaptureSettings
 
+    if resume and overwrite:
+        raise ProjectError(
+            "resume=True and overwrite=True contradict each other: resume finishes the run at "
+            f"{out}, overwrite replaces it; pass one of them."
+        )
     settings = CaptureSettings(
         batch_size=batch_size, chunk_size=chunk_size, num_workers=num_workers, fail_fast=fail_fast
     )

@@ -135,7 +135,7 @@ AnalysedRunArg = Annotated[
 ]
 DeviceOpt = Annotated[
     Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
-    typer.Option(help="Torch device: cpu, cuda, cuda:1... (default: CUDA when present)."),
+    typer.Option(help="Torch device: cpu, cuda, cuda:1..., or auto (default: CUDA when present)."),
 ]
 
 
@@ -288,9 +288,10 @@ def analyze(
     except LatentsightError as error:
         _fail(error)
     except KeyboardInterrupt:
+        sizes = f"--batch-size {batch_size} --chunk-size {chunk_size}"  # a resume needs them
         error_console.print(
             f"[yellow]Interrupted.[/] The completed work is kept: finish it with "
-            f"`latentsight analyze {escape(project)} --out {escape(str(out))} --resume`.",
+            f"`latentsight analyze {escape(project)} --out {escape(str(out))} {sizes} --resume`.",
             soft_wrap=True,
         )
         raise typer.Exit(code=130) from None

@@ -79,12 +79,34 @@ class MetadataSource:
             ]
         return []
 
+    def check_values(self) -> None:
+        """Refuse a frame value that no column can store (a list, an integer past 64 bits, a
+        string among numbers) before the pass: the whole frame is known up front. Columns of
+        one kind of value (numbers, strings) are read as a whole, the others value by value."""
+        if self._frame is None:
+            return
+        uniform = {"string", "floating", "mixed-integer-float", "boolean", "empty"}
+        for name in self._frame.columns:
+            column = self._frame[name]
+            if column.dtype.kind != "u" and (
+                column.dtype.kind != "O" or pd.api.types.infer_dtype(column) in uniform
+            ):
+                continue
+            ids = column.index.tolist()
+            values = [
+                _scalar(value, name, sample_id)
+                for value, sample_id in zip(column, ids, strict=True)
+            ]
+            self._check_kind(name, values, ids)
+
     def columns(self, items: Sequence[ParsedItem]) -> dict[str, list[Any]]:
         """Metadata columns for the items, in item order (missing values become None)."""
         if self._frame is None and self._fn is None and not any(item.metadata for item in items):
             return {}
         rows: list[dict[str, Any]] = [dict(item.metadata) for item in items]
+        from_items = {name for row in rows for name in row}
         if self._frame is not None:
+            _refuse_two_sources(from_items & set(self._frame.columns), "frame")
             ids = [item.id for item in items]
             missing = [sample_id for sample_id in ids if sample_id not in self._frame.index]
             if missing:
@@ -104,34 +126,47 @@ class MetadataSource:
                         f"The metadata function returned a {type(values).__name__} for "
                         f"{item.id!r}: it must return a dict of column name to scalar."
                     )
+                _refuse_two_sources(from_items & values.keys(), "function")
                 row.update(values)
         names = list(dict.fromkeys(name for row in rows for name in row))
         _check_names(names)
+        ids = [item.id for item in items]
         columns = {
             name: [
-                _scalar(row.get(name), name, item) for row, item in zip(rows, items, strict=True)
+                _scalar(row.get(name), name, sample_id)
+                for row, sample_id in zip(rows, ids, strict=True)
             ]
             for name in names
         }
         for name, values in columns.items():
-            self._check_kind(name, values, items)
+            self._check_kind(name, values, ids)
         return columns
 
-    def _check_kind(self, name: str, values: list[Any], items: Sequence[ParsedItem]) -> None:
+    def _check_kind(self, name: str, values: list[Any], ids: Sequence[str]) -> None:
         """Refuse a column whose values change kind (number, string, bool, time) from sample to
         sample: a stored column has one type, which the first value seen decides."""
-        for value, item in zip(values, items, strict=True):
+        for value, sample_id in zip(values, ids, strict=True):
             if value is None:
                 continue
             kind = _kind(value)
-            first = self._kinds.setdefault(name, (kind, item.id, value))
+            first = self._kinds.setdefault(name, (kind, sample_id, value))
             if first[0] != kind:
                 raise ProjectError(
                     f"Metadata column {name!r} mixes kinds of value: {first[0]} for {first[1]!r} "
-                    f"({first[2]!r}) but {kind} for {item.id!r} ({value!r}). Give each column "
+                    f"({first[2]!r}) but {kind} for {sample_id!r} ({value!r}). Give each column "
                     "one kind (numbers, strings, bools or times, all with a time zone or all "
                     "without); write a missing value as None."
                 )
+
+
+def _refuse_two_sources(names: set[str], source: str) -> None:
+    """Refuse columns that both the items' 'metadata' and Project.metadata give: neither may
+    silently win."""
+    if names:
+        raise ProjectError(
+            f"Metadata column {sorted(names)[0]!r} comes both from the items' 'metadata' and "
+            f"from the Project.metadata {source}: give each column one source (rename one)."
+        )
 
 
 def _index_by_id(frame: pd.DataFrame) -> pd.DataFrame:
@@ -186,7 +221,7 @@ def _kind(value: bool | int | float | str | datetime.datetime) -> str:
     return "time" if value.tzinfo is None else "time with a zone"
 
 
-def _scalar(value: Any, name: str, item: ParsedItem) -> Any:
+def _scalar(value: Any, name: str, sample_id: str) -> Any:
     """The value as stored: a plain scalar, None for a missing one (None, NaN, NA, NaT)."""
     if isinstance(value, np.datetime64):  # .item() would give nanoseconds as an int
         value = pd.Timestamp(value)
@@ -206,13 +241,13 @@ def _scalar(value: Any, name: str, item: ParsedItem) -> Any:
         and not INT64.min <= value <= INT64.max
     ):
         raise ProjectError(
-            f"Metadata column {name!r} of sample {item.id!r} holds the integer {value}, outside "
+            f"Metadata column {name!r} of sample {sample_id!r} holds the integer {value}, outside "
             "the 64-bit range that columns store: give it as a float or a string."
         )
     if isinstance(value, (bool, int, float, str, datetime.datetime)):
         return value
     raise ProjectError(
-        f"Metadata column {name!r} of sample {item.id!r} holds a {type(value).__name__}; "
+        f"Metadata column {name!r} of sample {sample_id!r} holds a {type(value).__name__}; "
         "metadata values must be scalars (number, string, bool, date or time): split it into "
         "columns."
     )

@@ -190,10 +190,13 @@ def prediction_columns(task: str, outputs: Any, batch_size: int) -> dict[str, An
 
 
 def correct_column(task: str, prediction: np.ndarray, target: Any) -> np.ndarray | None:
-    """Whether each prediction is right: its class, or every label of a multilabel sample
-    (exact match); None where the task or the targets' form has no right answer to compare."""
+    """Whether each prediction is right: its class (the largest of one-hot or soft labels), or
+    every label of a multilabel sample (exact match); None where the task or the targets' form
+    has no right answer to compare."""
     if task in ("classification", "binary") and np.ndim(target) == 1:
         return prediction == target
+    if task == "classification" and np.ndim(target) == 2:  # one-hot or soft labels
+        return prediction == np.asarray(target).argmax(axis=1)
     if task == "multilabel" and isinstance(target, list):
         labels = np.asarray(target, dtype=np.float64)
         if labels.shape == prediction.shape:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -103,6 +104,19 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         raise ProjectError(
             f"Device {device!r} was asked for, but CUDA is not available here: use 'cpu'."
         )
+    if resolved.type == "meta":
+        raise ProjectError(
+            "Device 'meta' holds no values, so a model cannot be captured on it: use 'cpu' or "
+            "'cuda'."
+        )
+    try:  # mps, xpu, a GPU number past those present...: what torch cannot allocate on
+        torch.empty(1, device=resolved)
+    except (RuntimeError, AssertionError) as error:
+        reason = re.split(r"(?<=\.)\s", f"{str(error).strip()} ")[0].rstrip(".")[:160]
+        raise ProjectError(
+            f"Device {device!r} was asked for, but it is not available here ({reason}): use "
+            "'cpu', or 'auto' for CUDA when present."
+        ) from None
     return resolved
 
 
@@ -435,6 +449,15 @@ def _values_text(subset: str, columns: dict[str, Any]) -> str:
     return json.dumps({"subset": subset, **{name: text(v) for name, v in columns.items()}})
 
 
+def _probabilities(logits: torch.Tensor) -> bool:
+    """Whether B x C outputs look like class probabilities rather than logits."""
+    rows = logits.detach().double()
+    return bool(
+        ((rows >= 0) & (rows <= 1)).all()
+        and torch.allclose(rows.sum(dim=1), torch.ones_like(rows[:, 0]), atol=1e-4)
+    )
+
+
 def _some_row_finite(tensor: torch.Tensor) -> bool:
     """Whether at least one sample's row of a batch-first tensor is all finite."""
     rows = tensor.detach().float().reshape(len(tensor), -1) if tensor.dim() else tensor.reshape(1)
@@ -613,6 +636,13 @@ def plan_capture(
     per_class = task in ("classification", "multilabel") and logits is not None
     n_classes = int(logits.shape[1]) if per_class else None
     _check_classes(project, task, n_classes)
+    if task == "classification" and _probabilities(logits):
+        warnings.append(
+            "The model's outputs on the first batch are probabilities (every row is in [0, 1] "
+            "and sums to 1), but they are read as logits: predictions, confidences and the "
+            "ready-made losses take a softmax of them, a second one. End forward() with the "
+            "logits (drop its final Softmax)."
+        )
     for subset in subsets:
         warning = _label_warning(task, n_classes, subset.name, checked[subset.name])
         if subset.labeled and warning:
@@ -642,6 +672,7 @@ def plan_capture(
     warnings.extend(
         spec.metadata.check_covers({subset.name: subset.size for subset in subsets}, own_ids)
     )
+    spec.metadata.check_values()
     loss_names: list[str] = []
     metadata_columns: list[str] = []
     checked_values = hashlib.sha256()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from latentsight.demo.model import Progress as EpochProgress
 from latentsight.demo.model import ShapesCNN, demo_model_path, load_or_train_demo_model
 from latentsight.demo.projects import MODULE, project_name
 from latentsight.demo.shapes import SHAPES, ShapesConfig, ShapesSubset, generate_shapes
+from latentsight.errors import RunStoreError
 from latentsight.project import Project
 from latentsight.store.files import write_parquet
 from latentsight.store.manifest import EXTRAS, MANIFEST
@@ -29,6 +31,9 @@ DEMO_LAYERS = ["features.1.0", "features.2", "classifier.3:input"]
 GROUND_TRUTH = f"{EXTRAS}/ground_truth.parquet"
 LOG_EVERY_EPOCHS = 5  # outside a terminal: a line for the first epoch, every 5th and the last
 LOG_EVERY_SECONDS = 30.0  # ... and whenever this long has passed since the last line
+
+
+DEMO_NAME = "shapes-demo"  # the name of every demo run: a run of another name is never replaced
 
 
 def demo_config(*, tiny: bool = False, clean: bool = False, seed: int = 0) -> ShapesConfig:
@@ -41,7 +46,7 @@ def demo_project(subsets: dict[str, ShapesSubset], model: ShapesCNN) -> Project:
     """The Project of the demo: the shapes subsets, their visible metadata, three layers."""
     metadata = pd.concat([subset.metadata for subset in subsets.values()], ignore_index=True)
     return Project(
-        name="shapes-demo",
+        name=DEMO_NAME,
         model=model,
         data=dict(subsets),
         loss=losses.cross_entropy,
@@ -63,6 +68,7 @@ def run_demo(
     """Build the demo run at ``out`` (replacing an earlier demo run there) and return it."""
     console = console or Console()
     out = Path(out)
+    replace = _holds_a_demo_run(out)  # before the work: another project's run is refused
     config = demo_config(tiny=tiny, clean=clean, seed=seed)
     planted = "clean control, nothing planted" if clean else "failure modes planted"
     with console.status(f"Generating the shapes data set ({planted})"):
@@ -89,11 +95,25 @@ def run_demo(
         soft_wrap=True,  # a path to copy, whole on one line
     )
 
-    replace = (out / MANIFEST).is_file()
     run = analyze(demo_project(subsets, model), out, overwrite=replace)
     write_ground_truth(subsets, out)
     record_project(out, f"{MODULE}:{project_name(tiny=tiny, clean=clean, seed=seed)}")
     return run
+
+
+def _holds_a_demo_run(out: Path) -> bool:
+    """Whether ``out`` holds an earlier demo run, which a new one replaces; a run of another
+    project there is refused rather than replaced."""
+    try:
+        name = json.loads((out / MANIFEST).read_text()).get("name")
+    except (OSError, ValueError, AttributeError):  # no run, or not one the demo can read
+        return False
+    if name != DEMO_NAME:
+        raise RunStoreError(
+            f"{out} holds the run {name!r}, not a demo run: the demo replaces only a run it "
+            "made. Choose another --out, or delete that run first."
+        )
+    return True
 
 
 @contextmanager

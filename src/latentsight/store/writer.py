@@ -176,15 +176,24 @@ class RunWriter:
             )
         check_writable(path, folder=True)
         if _holds_other_files(path):
-            raise RunStoreError(
-                f"{path} exists and is not a latentsight run: choose an empty or new directory "
-                "for --out (latentsight never deletes files it did not write)."
-            )
+            if not _damaged_run(path):
+                raise RunStoreError(
+                    f"{path} exists and is not a latentsight run: choose an empty or new "
+                    "directory for --out (latentsight never deletes files it did not write)."
+                )
+            if not overwrite:
+                raise RunStoreError(
+                    f"{path} holds a damaged latentsight run (its manifest is missing or cannot "
+                    "be read), which cannot be resumed: pass overwrite=True (--overwrite) to "
+                    "capture it again."
+                )
         path.mkdir(parents=True, exist_ok=True)
         lock = _lock(path)
         try:
-            if (path / MANIFEST).is_file():
-                manifest = _continued(path, manifest, resume=resume, overwrite=overwrite)
+            if overwrite:  # whatever version of latentsight wrote it, or a damaged run
+                _remove_run(path)
+            elif (path / MANIFEST).is_file():
+                manifest = _continued(path, manifest, resume=resume)
             writer = cls(path, manifest, lock)
             writer._prepare()
         except BaseException:
@@ -376,14 +385,9 @@ RUN_ENTRIES = frozenset(
 )
 
 
-def _continued(
-    path: Path, manifest: dict[str, Any], *, resume: bool, overwrite: bool
-) -> dict[str, Any]:
-    """The manifest to capture with where a run already is: replaced, refused, or resumed."""
-    existing = {} if overwrite else read_manifest(path)
-    if overwrite:  # whatever version of latentsight wrote it
-        _remove_run(path)
-        return manifest
+def _continued(path: Path, manifest: dict[str, Any], *, resume: bool) -> dict[str, Any]:
+    """The manifest to capture with where a run already is: refused, or resumed."""
+    existing = read_manifest(path)
     if existing["status"] == STATUS_COMPLETE:
         raise RunStoreError(
             f"A complete run already exists at {path}: open it with latentsight.open_run, or "
@@ -429,6 +433,13 @@ def _holds_other_files(path: Path) -> bool:
     return not _written_by_latentsight(path / MANIFEST)
 
 
+def _damaged_run(path: Path) -> bool:
+    """Whether ``path`` holds nothing but what a run holds, a run's data beyond its manifest
+    among it: a run whose manifest was lost or damaged, which ``overwrite`` may replace."""
+    names = {entry.name for entry in path.iterdir() if not _is_temporary(entry.name)}
+    return names <= RUN_ENTRIES and bool(names - {MANIFEST, LOCK})
+
+
 def _written_by_latentsight(manifest: Path) -> bool:
     """Whether ``manifest`` is a run manifest of some version of latentsight (a JSON object with
     a schema version and a capture status), not another tool's manifest.json."""
@@ -455,8 +466,8 @@ def _remove_run(path: Path) -> None:
     if foreign:
         shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
         raise RunStoreError(
-            f"{path} holds a run and files latentsight did not write ({shown}): --overwrite "
-            "replaces a run only; move those files out, or choose another --out."
+            f"{path} holds a run and files latentsight did not write ({shown}): a run is "
+            "replaced only where nothing else is; move those files out, or choose another --out."
         )
     for entry in path.iterdir():
         if entry.name == LOCK:
@@ -470,6 +481,7 @@ def _remove_run(path: Path) -> None:
 # Capture key parts that older versions did not record, with the value their captures had; a
 # part neither recorded nor listed here is not compared.
 UNRECORDED_PARTS: dict[str, Any] = {"padding_masked": []}
+SETTING_OPTIONS = {"batch_size": "batch_size", "rows_per_chunk": "chunk_size"}  # -> the option
 PART_DESCRIPTIONS = {
     "checked_values": "values on the checked samples (loss, metrics, predictions or metadata)"
 }
@@ -484,10 +496,22 @@ def _check_same_capture(existing: dict[str, Any], new: dict[str, Any], path: Pat
         and before.get(name, UNRECORDED_PARTS.get(name)) != value
     ]
     if differences:
-        named = [PART_DESCRIPTIONS.get(name, name) for name in differences]
+        now = new["capture_key_parts"]
+        named = [
+            f"{option.replace('_', ' ')} ({before[name]} then, {now[name]} now)"
+            if (option := SETTING_OPTIONS.get(name))
+            else PART_DESCRIPTIONS.get(name, name)
+            for name in differences
+        ]
+        settings = [
+            f"{SETTING_OPTIONS[name]}={before[name]}"
+            for name in differences
+            if name in SETTING_OPTIONS
+        ]
+        same = f" (here {', '.join(settings)})" if settings else ""
         raise RunStoreError(
             f"Cannot resume the run at {path}: its {', '.join(named)} differ from the "
-            "interrupted capture. Resume with the same model, data and settings, or pass "
+            f"interrupted capture. Resume with the same model, data and settings{same}, or pass "
             "overwrite=True (--overwrite) to start again."
         )
 
