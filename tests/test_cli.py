@@ -260,6 +260,23 @@ def test_concept_grids_into_a_file_are_refused_before_the_discovery(dashboard_ru
     assert taken.read_text() == "precious"
 
 
+def test_a_misspelt_concept_is_told_before_the_labelling(dashboard_run, tmp_path):
+    result = latentsight(
+        "concepts", str(dashboard_run.path), "--concept", "nosuch == 1", "--no-save",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "No concept named 'nosuch == 1' in the vocabulary" in result.stderr
+    assert "neuron" not in result.stdout.lower()  # no labels table came first
+
+
+def test_a_misspelt_concepts_command_is_named_as_such(dashboard_run, tmp_path):
+    result = latentsight("concepts", "audti", str(dashboard_run.path), cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    message = " ".join(result.stderr.split())
+    assert "No command 'audti' (did you mean 'audit'?): the commands are label, audit" in message
+
+
 def test_insights_lists_one_line_each_and_shows_one_in_full(dashboard_run, tmp_path):
     path = str(dashboard_run.path)
     first = dashboard_run.insights[0]

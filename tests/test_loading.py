@@ -32,6 +32,13 @@ FILES = {
 
         def scaled():
             return math.sqrt(-1)
+
+
+        def five():
+            return 5
+
+
+        settings = {"epochs": 3}
         """
     ),
 }
@@ -106,6 +113,9 @@ def workdir(tmp_path_factory):
         # as before: a module that is not there, an attribute that is not there
         ("no_such_module:project", "No module named 'no_such_module': run from the directory"),
         ("toy:project", "Module 'toy' has no attribute 'project'"),
+        ("toy:five", "toy:five() returned an int, not a latentsight.Project: make it return"),
+        ("toy:settings", "toy:settings is a dict, not a latentsight.Project (or a function"),
+        ("toy:project:x", "'toy:project:x' has more than one ':': write 'my_module:project'"),
     ],
 )
 def test_a_project_that_fails_to_load_says_what_and_where(workdir, target, message):

@@ -32,6 +32,11 @@ def load_project(target: str) -> Project:
             f"{target!r} does not name a project: write 'my_module:project' or "
             "'path/to/file.py:project' (the module defines project = latentsight.Project(...))."
         )
+    if ":" in module_name and not module_name.endswith(".py"):
+        raise ProjectError(
+            f"{target!r} has more than one ':': write 'my_module:project' or "
+            "'path/to/file.py:project', one module and the name of its project."
+        )
     if module_name.endswith(".py"):
         path = Path(module_name)
         if not path.is_file():
@@ -75,7 +80,8 @@ def load_project(target: str) -> Project:
             f"e.g. project = latentsight.Project(model={attribute}, data=..., loss=...), and "
             "name that."
         )
-    if callable(value) and not isinstance(value, Project):
+    built = callable(value) and not isinstance(value, Project)
+    if built:
         try:
             value = call_without_arguments(value, f"{target} (a function building the project)")
         except LatentsightError:
@@ -87,9 +93,12 @@ def load_project(target: str) -> Project:
                 "returns a latentsight.Project."
             ) from error
     if not isinstance(value, Project):
+        kind = type(value).__name__
+        found = f"{'an' if kind[0].lower() in 'aeiou' else 'a'} {kind}"
         raise ProjectError(
-            f"{target} is a {type(value).__name__}, not a latentsight.Project (or a function "
-            "returning one)."
+            f"{target}() returned {found}, not a latentsight.Project: make it return the project."
+            if built
+            else f"{target} is {found}, not a latentsight.Project (or a function returning one)."
         )
     return value
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import shlex
 from enum import Enum
@@ -566,6 +567,16 @@ class _LabelByDefault(_Group):
 
     def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
         if args and args[0] not in self.commands and not args[0].startswith("-"):
+            runs_after = [a for a in args[1:] if not a.startswith("-") and Path(a).is_dir()]
+            if not Path(args[0]).exists() and runs_after:  # a misspelt command before the run
+                near = difflib.get_close_matches(args[0], list(self.commands), n=1)
+                meant = f" (did you mean {near[0]!r}?)" if near else ""
+                error_console.print(
+                    f"[bold red]error:[/] No command {escape(repr(args[0]))}{escape(meant)}: the "
+                    f"commands are {', '.join(self.commands)}, or give the run first to label "
+                    "its neurons."
+                )
+                raise typer.Exit(code=2)
             args = ["label", *args]
         return super().parse_args(ctx, args)
 
@@ -625,6 +636,11 @@ def concepts_label(
     )
     try:
         opened = _open(run)
+        if concept:  # a misspelt concept is told before the labelling, not after it
+            from latentsight.concepts.label import concept_vocabulary
+
+            known = concept_vocabulary(opened, settings=settings, subset=subset)[2]
+            known.index(concept.removeprefix("NOT "))
         found = opened.concepts(layer, settings=settings, subset=subset, progress=True, save=save)
         console.print(labels_view(found, top=top, show_all=show_all))
         if concept:

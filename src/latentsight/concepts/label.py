@@ -82,28 +82,16 @@ def _check_neurons(run: Run, layer: str) -> None:
         )
 
 
-def label_neurons(
+def concept_vocabulary(
     run: Run,
-    layers: str | Sequence[str] | None = None,
     *,
-    settings: ConceptSettings | None = None,
+    settings: ConceptSettings,
     annotations: pd.DataFrame | None = None,
     class_names: Sequence[str] | Mapping[int, str] | None = None,
     subset: str | Sequence[str] | None = None,
-    progress: bool = False,
-    project: Project | None = None,
-    save: bool = True,
-) -> Concepts:
-    """INVERT labels of every unit of the given layers (default: all recorded) of a stored run.
-
-    ``project``, when the run has one attached, lets the audit find the model by itself. With
-    ``save`` (the default) each layer's table, and later its audit, is stored in the run
-    (``latentsight.store.concepts``), where the report and the dashboard read them.
-    """
-    settings = settings or ConceptSettings()
-    names = run.layers if layers is None else [layers] if isinstance(layers, str) else list(layers)
-    for layer in names:
-        _check_neurons(run, layer)
+) -> tuple[pd.DataFrame, np.ndarray, Vocabulary, Mapping[int, str] | None]:
+    """The samples labelled (rows of the run's samples), their concepts and the class names:
+    what :func:`label_neurons` scores neurons against, cheap to build before the labelling."""
     samples = run.samples
     rows = np.arange(len(samples))
     if subset is not None:
@@ -132,6 +120,34 @@ def label_neurons(
         annotations=annotations,
         bins=settings.bins,
         thresholds=settings.thresholds,
+    )
+    return samples, rows, vocabulary, names_by_class
+
+
+def label_neurons(
+    run: Run,
+    layers: str | Sequence[str] | None = None,
+    *,
+    settings: ConceptSettings | None = None,
+    annotations: pd.DataFrame | None = None,
+    class_names: Sequence[str] | Mapping[int, str] | None = None,
+    subset: str | Sequence[str] | None = None,
+    progress: bool = False,
+    project: Project | None = None,
+    save: bool = True,
+) -> Concepts:
+    """INVERT labels of every unit of the given layers (default: all recorded) of a stored run.
+
+    ``project``, when the run has one attached, lets the audit find the model by itself. With
+    ``save`` (the default) each layer's table, and later its audit, is stored in the run
+    (``latentsight.store.concepts``), where the report and the dashboard read them.
+    """
+    settings = settings or ConceptSettings()
+    names = run.layers if layers is None else [layers] if isinstance(layers, str) else list(layers)
+    for layer in names:
+        _check_neurons(run, layer)
+    samples, rows, vocabulary, names_by_class = concept_vocabulary(
+        run, settings=settings, annotations=annotations, class_names=class_names, subset=subset
     )
     activations = {layer: run.latent(layer) for layer in names}
     concepts = label_activations(
