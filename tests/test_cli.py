@@ -205,8 +205,14 @@ def test_info_on_an_interrupted_run_gives_the_command_that_finishes_it(workdir):
     )
     result = latentsight("info", "runs/cut", cwd=workdir)
     assert result.returncode == 2
-    assert "latentsight analyze module:project --out runs/cut --resume" in result.stderr
+    message = " ".join(result.stderr.split())
+    command = "latentsight analyze toy_project.py:project --out runs/cut --batch-size 64"
+    assert f"`{command} --chunk-size 4096 --resume`" in message
     assert "analyze(project" not in result.stderr, "no Python advice on the command line"
+    given = re.search(r"`latentsight (analyze .*?)`", message).group(1).split()
+    finished = latentsight(*given, "--no-insights", cwd=workdir)
+    assert finished.returncode == 0, finished.stderr
+    assert latentsight("info", "runs/cut", cwd=workdir).returncode == 0
 
 
 def test_help_explains_every_option(workdir):

@@ -63,6 +63,21 @@ def stored_renders(run_dir: Path, ids: Sequence[str]) -> dict[str, np.ndarray | 
     return {row[0]: row[6] if row[1] == "text" else stored_pixels(*row[2:6]) for row in rows}
 
 
+def resume_command(manifest: dict[str, Any], path: Path) -> str:
+    """The command that finishes an interrupted capture: the project the command line named
+    when it started (else ``module:project``) and the batch and chunk sizes it ran with."""
+    words = str(manifest.get("provenance", {}).get("command", "")).split()
+    named = words.index("analyze") + 1 if "analyze" in words[:-1] else None
+    project = words[named] if named is not None and ":" in words[named] else "module:project"
+    settings = manifest.get("settings", {})
+    sizes = "".join(
+        f" --{option} {settings[key]}"
+        for option, key in (("batch-size", "batch_size"), ("chunk-size", "chunk_size"))
+        if key in settings
+    )
+    return f"latentsight analyze {project} --out {path}{sizes} --resume"
+
+
 class Run:
     """A run directory opened for reading. Use :func:`latentsight.open_run` to get one."""
 
@@ -72,8 +87,8 @@ class Run:
         if self.manifest.get("status") != STATUS_COMPLETE:
             raise RunStoreError(
                 f"The run at {self.path} is incomplete (its capture was interrupted): finish it "
-                "with `latentsight analyze module:project --out "
-                f"{self.path} --resume` (or analyze(project, out=..., resume=True))."
+                f"with `{resume_command(self.manifest, self.path)}` (or analyze(project, "
+                "out=..., resume=True))."
             )
         self._check_files()
         self._verified: set[tuple[str, str]] = set()  # layer views whose digest was checked
