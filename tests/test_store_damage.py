@@ -293,6 +293,11 @@ def test_a_latent_array_that_is_not_npy(run_dir):
     _refused(run_dir, r"latents of layer 'features' \(mean\) .* corrupt.*--overwrite")
 
 
+def test_a_latent_array_cut_to_nothing(run_dir):
+    (run_dir / "latents" / "features.mean.npy").write_bytes(b"")
+    _refused(run_dir, r"latents of layer 'features' \(mean\) .* missing or corrupt.*--overwrite")
+
+
 def _latents(run_dir, name="fc@input.mean.npy"):
     return run_dir / "latents" / name
 

@@ -22,6 +22,7 @@ _HOMES = {
     "LatentsightError": "latentsight.errors",
     "NotRecordedError": "latentsight.errors",
     "ProjectError": "latentsight.errors",
+    "QueryError": "latentsight.errors",
     "RunStoreError": "latentsight.errors",
     "AnalysisSettings": "latentsight.insights.base",
     "Evidence": "latentsight.insights.base",
@@ -44,6 +45,7 @@ __all__ = [
     "PoolingSettings",
     "Project",
     "ProjectError",
+    "QueryError",
     "Run",
     "RunStoreError",
     "__version__",
@@ -63,6 +65,7 @@ if TYPE_CHECKING:
         LatentsightError,
         NotRecordedError,
         ProjectError,
+        QueryError,
         RunStoreError,
     )
     from latentsight.insights.base import AnalysisSettings, Evidence, Insight

@@ -30,3 +30,7 @@ class ExplanationError(LatentsightError, ValueError):
 class OutputPathError(LatentsightError, OSError):
     """A file or folder cannot be written where asked: permission denied, a parent that is a
     file, a file system that takes no new files."""
+
+
+class QueryError(LatentsightError, ValueError):
+    """A query of a run (``run.sql``) is not one read-only SELECT, or DuckDB cannot run it."""

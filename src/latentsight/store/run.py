@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from latentsight.errors import NotRecordedError, RunStoreError
+from latentsight.errors import NotRecordedError, QueryError, RunStoreError
 from latentsight.insights.base import AnalysisSettings, Insight
 from latentsight.store import analysis
 from latentsight.store.files import rows_digest
@@ -183,7 +183,7 @@ class Run:
         file = self.path / spec["file"]
         try:
             array = np.load(file, mmap_mode="r")
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, EOFError) as error:
             raise RunStoreError(
                 f"The latents of layer {layer!r} ({view}) in {self.path} are "
                 f"missing or corrupt ({error}); re-create the run with --overwrite."
@@ -233,21 +233,48 @@ class Run:
         """The views kept for a layer: ``"mean"``, and ``"grid"`` for spatial and sequence layers."""
         return list(layer_entry(self.manifest, layer)["views"])
 
-    @cached_property
+    @property
     def samples(self) -> pd.DataFrame:
-        """One row per sample, in latent-row order: id, subset, target, prediction, loss, metadata."""
+        """One row per sample, in latent-row order: id, subset, target, prediction, loss, metadata.
+
+        Each call gives a frame of its own: sorting or editing it leaves the run, and the
+        analyses that read it, as they are.
+        """
+        return self._samples.copy(deep=False)
+
+    @cached_property
+    def _samples(self) -> pd.DataFrame:
         return self.sql("SELECT * FROM samples ORDER BY row").df()
 
     def sql(self, query: str) -> duckdb.DuckDBPyRelation:
-        """Query the run with DuckDB; the tables ``samples`` and ``quarantine`` are defined."""
+        """Query the run with DuckDB, read only (one SELECT); the tables ``samples`` and
+        ``quarantine`` are defined."""
+        if not isinstance(query, str) or not query.strip():
+            raise QueryError(
+                f'run.sql takes one SELECT query as text, got {query!r}: e.g. run.sql("SELECT '
+                'subset, avg(loss) FROM samples GROUP BY subset").'
+            )
         connection = duckdb.connect()
-        connection.execute(
-            f"CREATE VIEW samples AS SELECT * FROM read_parquet('{self.path / SAMPLES}')"
-        )
-        connection.execute(
-            f"CREATE VIEW quarantine AS SELECT * FROM read_parquet('{self.path / QUARANTINE}')"
-        )
-        return connection.sql(query)
+        for table, file in (("samples", SAMPLES), ("quarantine", QUARANTINE)):
+            where = str(self.path / file).replace("'", "''")
+            connection.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{where}')")
+        try:
+            statements = connection.extract_statements(query)
+            if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+                found = ", ".join(statement.type.name for statement in statements)
+                raise QueryError(
+                    f"run.sql runs one SELECT query, read only, but was given {found}: the run's "
+                    "files are never changed through it; query them, then write results with "
+                    "pandas (run.sql(...).df().to_csv(...))."
+                )
+            return connection.sql(query)
+        except duckdb.Error as error:
+            problem = str(error).strip().splitlines()[0]
+            columns = [row[0] for row in connection.execute("DESCRIBE samples").fetchall()]
+            raise QueryError(
+                f"The query failed: {problem}. The tables are samples (columns "
+                f"{', '.join(columns)}) and quarantine (id, subset, index, error)."
+            ) from None
 
     def latent(self, layer: str, view: str = "mean") -> np.ndarray:
         """The ``N x D`` float32 vectors of a layer view, memory-mapped, rows in samples order."""
