@@ -117,6 +117,19 @@ def test_the_decoder_with_its_residual_reproduces_the_models_logits(mlp, spatial
     assert (alone - expected).abs().max() > 0.01
 
 
+def _assert_decodes_the_model(model: nn.Module, layer: str, inputs, live) -> None:
+    """With every mask at 1 the decoder at ``layer`` gives the model's logits; at 0, others."""
+    codes, dictionary = _fit(live, 2)
+    decoder = ConceptDecoder(model, layer, dictionary.components)
+    labels = np.arange(60) % 3
+    with torch.no_grad():
+        expected = model(inputs)[torch.arange(60), torch.as_tensor(labels)].double()
+        found = decoder.scores(inputs, codes, torch.ones(60, 1, 2), labels)[:, 0].double()
+        dropped = decoder.scores(inputs, codes, torch.zeros(60, 1, 2), labels)[:, 0].double()
+    assert torch.allclose(found, expected, atol=1e-5)
+    assert (found - dropped).abs().max() > 0.01
+
+
 class KeywordHead(nn.Module):
     """A head that takes its input by keyword only, as many transformer blocks do."""
 
@@ -142,15 +155,7 @@ def test_the_input_of_a_module_called_by_keyword_is_probed_and_decoded():
     model = CallsByKeyword()
     live, _ = probe(model, inputs, "head:input")
     assert torch.equal(live, inputs * 2.0)
-    codes, dictionary = _fit(inputs * 2.0, 2)
-    decoder = ConceptDecoder(model, "head:input", dictionary.components)
-    labels = np.arange(60) % 3
-    with torch.no_grad():
-        expected = model(inputs)[torch.arange(60), torch.as_tensor(labels)].double()
-        found = decoder.scores(inputs, codes, torch.ones(60, 1, 2), labels)[:, 0].double()
-        dropped = decoder.scores(inputs, codes, torch.zeros(60, 1, 2), labels)[:, 0].double()
-    assert torch.allclose(found, expected, atol=1e-5)
-    assert (found - dropped).abs().max() > 0.01
+    _assert_decodes_the_model(model, "head:input", inputs, live)
 
 
 class Hidden(NamedTuple):
@@ -212,15 +217,7 @@ def test_a_tuple_output_or_input_keeps_its_form_when_decoded(layer, form):
     model = PairsEverywhere(form)
     live, _ = probe(model, inputs, layer)
     assert torch.equal(live, inputs * 2.0)
-    codes, dictionary = _fit(live, 2)
-    decoder = ConceptDecoder(model, layer, dictionary.components)
-    labels = np.arange(60) % 3
-    with torch.no_grad():
-        expected = model(inputs)[torch.arange(60), torch.as_tensor(labels)].double()
-        found = decoder.scores(inputs, codes, torch.ones(60, 1, 2), labels)[:, 0].double()
-        dropped = decoder.scores(inputs, codes, torch.zeros(60, 1, 2), labels)[:, 0].double()
-    assert torch.allclose(found, expected, atol=1e-5)
-    assert (found - dropped).abs().max() > 0.01
+    _assert_decodes_the_model(model, layer, inputs, live)
 
 
 @pytest.mark.parametrize("layer", ["factor", "factor:input"])
