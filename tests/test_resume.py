@@ -234,6 +234,22 @@ def test_resume_refuses_different_settings(tmp_path, project_file):
     assert "(here batch_size=8, chunk_size=24)" in str(refused.value)
 
 
+def test_resuming_a_complete_run_with_other_sizes_is_refused_not_ignored(tmp_path, project_file):
+    out = tmp_path / "run"
+    project = load_project(f"{project_file}:project")
+    ls.analyze(project, out, batch_size=8, chunk_size=24, progress=False, insights=False)
+    manifest = (out / "manifest.json").read_bytes()
+    resumed = ls.analyze(
+        project, out, resume=True, batch_size=8, chunk_size=24, progress=False, insights=False
+    )
+    assert resumed.manifest["settings"]["batch_size"] == 8
+    with pytest.raises(ls.RunStoreError, match=r"already complete.*batch size \(8 then, 16 now\)"):
+        ls.analyze(
+            project, out, resume=True, batch_size=16, chunk_size=24, progress=False, insights=False
+        )
+    assert (out / "manifest.json").read_bytes() == manifest
+
+
 def test_resume_refuses_another_loss_or_metadata_rather_than_mixing_them(tmp_path, project_file):
     out = tmp_path / "run"
     project = load_project(f"{project_file}:project")

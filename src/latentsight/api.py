@@ -76,6 +76,7 @@ def analyze(
     from latentsight._progress import progress_bars
     from latentsight.capture.plan import plan_capture, training_modes_kept
     from latentsight.capture.runner import Capture, CaptureSettings
+    from latentsight.store.writer import complete_capture
 
     if resume and overwrite:
         raise ProjectError(
@@ -85,7 +86,7 @@ def analyze(
     settings = CaptureSettings(
         batch_size=batch_size, chunk_size=chunk_size, num_workers=num_workers, fail_fast=fail_fast
     )
-    if resume and _captured(Path(out)):  # stopped after its capture: the analysis is what is left
+    if resume and complete_capture(Path(out), settings):  # the analysis is what may be left
         run = _resumable(Run(out), project)
         if insights and not run.analysed:
             run.analyze(settings=analysis, progress=progress)
@@ -120,18 +121,6 @@ def _resumable(run: Run, project: Project) -> Run:
             "made it, or pass overwrite=True (--overwrite) to start again."
         )
     return run.attach(project, verify=False)
-
-
-def _captured(out: Path) -> bool:
-    """Whether ``out`` holds a run whose capture is complete (a damaged one is left for the
-    capture to refuse)."""
-    from latentsight.errors import RunStoreError
-    from latentsight.store.manifest import MANIFEST, STATUS_COMPLETE, read_manifest
-
-    try:
-        return (out / MANIFEST).is_file() and read_manifest(out).get("status") == STATUS_COMPLETE
-    except RunStoreError:
-        return False
 
 
 def open_run(path: str | Path, *, project: Project | str | None = None) -> Run:

@@ -163,11 +163,24 @@ def _attach_model(opened: Run, project: str | None, without: str) -> None:
 _PYTHON_ONLY = {  # Python advice in the library's messages -> what a shell user does instead
     "run.samples['id']": "the report or the dashboard (latentsight serve RUN)",
     " (or analyze(project, out=..., resume=True))": "",
+    "call run.analyze() or run ": "run ",
+    " (or run.analyze())": "",
+    " (in Python: run.attach(project))": "",
+    "run.attach(project); on the command line, ": "",
+    "run.attach(project), or ": "",
+    "open it with latentsight.open_run": "inspect it with latentsight info RUN",
+    "with latentsight.analyze": "with latentsight analyze",
+    ", or pass annotations= to run.concepts()": " and capture the run again (latentsight "
+    "analyze PROJECT --out RUN --overwrite)",
 }
 _KEYWORD = re.compile(
     r"(?<![\w.])([a-z_]+)=('[^']*'|\"[^\"]*\"|True|False|\.\.\.|-?\d[\d.]*)?(?![\w(])"
 )
-_REPEATED = re.compile(r"(--[\w-]+(?: [^\s(),;]+)?) \((?:on the command line, )?\1\)")  # both given
+_OPTION = r"--[\w-]+(?: [^\s(),;]+)?"  # an option, with its value
+# An option that a message gave twice, as Python and as the option: "--x (--x)", "(--x, --x)".
+_REPEATED = re.compile(
+    rf"({_OPTION}) \((?:on the command line, )?\1\)|(?<=\()({_OPTION}), \2(?=\))"
+)
 
 
 def _fail(error: LatentsightError) -> None:
@@ -182,7 +195,8 @@ def _shell_advice(message: str) -> str:
     for python, shell in _PYTHON_ONLY.items():
         message = message.replace(python, shell)
     options = _options_by_name()
-    return _REPEATED.sub(r"\1", _KEYWORD.sub(lambda match: _as_option(match, options), message))
+    shell = _KEYWORD.sub(lambda match: _as_option(match, options), message)
+    return _REPEATED.sub(lambda match: match[1] or match[2], shell)
 
 
 def _options_by_name() -> dict[str, TyperOption]:
@@ -220,7 +234,16 @@ def _as_option(match: re.Match[str], options: dict[str, TyperOption]) -> str:
 def check(
     project: ProjectArg,
     device: DeviceOpt = None,
-    n: Annotated[int, typer.Option("-n", min=1, help="Samples per subset to try.")] = 8,
+    n: Annotated[
+        int,
+        typer.Option(
+            "--samples",
+            "-n",
+            min=1,
+            help="How many samples of each subset to try (the first ones): each is loaded, run "
+            "through the model and scored, and its metadata and render checked.",
+        ),
+    ] = 8,
 ) -> None:
     """Validate an integration on a few samples of each subset, in seconds, and say what was found."""
     from latentsight._loading import load_project
@@ -268,8 +291,12 @@ def analyze(
     """Run the model over every sample and write a run directory (latents, outputs, loss, metadata)."""
     from latentsight._loading import load_project, record_project
     from latentsight.api import analyze as analyze_project
+    from latentsight.capture.runner import CaptureSettings
+    from latentsight.store.writer import complete_capture
 
     try:
+        capture = CaptureSettings(batch_size=batch_size, chunk_size=chunk_size)
+        complete = resume and not overwrite and complete_capture(out, capture)  # sizes agree
         run = analyze_project(
             load_project(project),
             out,
@@ -283,6 +310,13 @@ def analyze(
             renders=renders,
             insights=False,
         )
+        if complete and (run.analysed or not insights):
+            console.print(
+                f"The run at {escape(str(out))} is already complete: nothing was captured or "
+                f"analysed again. Inspect it with `latentsight info {escape(str(out))}`, or "
+                "pass --overwrite to capture it again."
+            )
+            return
         record_project(run.path, project)  # before the analysis, which may be stopped too
         if insights and not run.analysed:
             run.analyze()
@@ -353,6 +387,7 @@ def insights(
         opened = _open(run)
         stale = recompute or layer is not None or view != View.mean or project is not None
         if stale or not opened.analysed:
+            _check_layer_view(opened, layer, view.value)
             before = opened.analysis_info if opened.analysed else None
             _attach_model(opened, project, "analysed without the model")
             opened.analyze(layer=layer, view=view.value)
@@ -370,6 +405,24 @@ def insights(
         console.print(insights_view(opened, top) if show is None else insight_view(opened, show))
     except LatentsightError as error:
         _fail(error)
+
+
+def _check_layer_view(run: Run, layer: str | None, view: str) -> None:
+    """Refuse, before the analysis, a view that the layer to analyse lacks, naming the layers
+    that have it."""
+    from latentsight.insights.engine import default_layer
+
+    name = layer or default_layer(run)
+    if view in run.views(name):
+        return
+    having = [other for other in run.layers if view in run.views(other)]
+    chosen = "" if layer else " (the last recorded, analysed when --layer is not given)"
+    fix = (
+        f"layers with one: {', '.join(having)}; pass --layer {shlex.quote(having[-1])}"
+        if having
+        else "no recorded layer has one (spatial and sequence layers do): use --view mean"
+    )
+    raise NotRecordedError(f"Layer {name!r}{chosen} has no {view} view; {fix}.")
 
 
 @app.command()
@@ -552,8 +605,8 @@ def _serve_project(run: Run, target: str | None) -> None:
         run.attach(load_recorded_project(run.manifest))
     except Exception as error:  # whatever stops the recorded Project, the dashboard runs without
         console.print(
-            f"[yellow]The dashboard shows cached explanations only[/]: {error} (to compute "
-            "more, pass --project module:project)"
+            "[yellow]The dashboard shows cached explanations only[/]: "
+            f"{escape(_shell_advice(str(error)))} (to compute more, pass --project module:project)"
         )
         return
     console.print(
@@ -749,7 +802,7 @@ def concepts_discover(
         )
         console.print(bank_view(bank))
         for note in bank.notes:
-            console.print(f"[yellow]note:[/] {note}")
+            console.print(f"[yellow]note:[/] {escape(_shell_advice(note))}")
         if bank.stored is not None:
             console.print(f"Stored in {bank.stored} (shown by report and serve).")
         if grids is not None:

@@ -34,3 +34,15 @@ class OutputPathError(LatentsightError, OSError):
 
 class QueryError(LatentsightError, ValueError):
     """A query of a run (``run.sql``) is not one read-only SELECT, or DuckDB cannot run it."""
+
+
+class ArgumentTypeError(LatentsightError, TypeError):
+    """A public function was given an argument of the wrong type (a number for a layer name)."""
+
+
+def argument_error(argument: str, wanted: str, value: object) -> ArgumentTypeError:
+    """The error for an argument of the wrong type, raised at the boundary rather than deep
+    inside: which argument, what it takes, and what it was given."""
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    return ArgumentTypeError(f"{argument} takes {wanted}; got {type(value).__name__} {shown}.")

@@ -108,6 +108,8 @@ def _fit_bank(
         fit_rows = np.sort(rng.choice(rows, settings.max_fit_samples, replace=False))
     group = latents[fit_rows]
     choice = None
+    if k == "auto" and not settings.ks and len(default_ks(*group.shape)) < 2:
+        k = min(2, group.shape[1])  # too few samples or dimensions to compare two ks
     if k == "auto":
         ks = settings.ks or default_ks(*group.shape)
         choice = choose_k(

@@ -100,37 +100,45 @@ def layer_file_stem(layer: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "._@-" else "_" for ch in safe)
 
 
-def check_writable(path: str | Path, *, folder: bool = False) -> Path:
+def file_signature(file: Path) -> tuple[int, int, int]:
+    """What tells a file from another written in its place, from one stat: inode, size and
+    modification time."""
+    stat = file.stat()
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def check_writable(path: str | Path, *, folder: bool = False, fix: str | None = None) -> Path:
     """``path`` as a Path, once a file (or, with ``folder``, a folder's files) could be written
-    there; else an OutputPathError naming it and why, raised before any work is spent on it."""
+    there; else an OutputPathError naming it, why, and ``fix`` (default: choose another path),
+    raised before any work is spent on it."""
     path = Path(path)
+    elsewhere, writable = fix or "choose another path", fix or "choose a directory you can write to"
     try:  # a directory on the way that cannot be entered makes exists() raise
         if folder and path.exists() and not path.is_dir():
-            raise OutputPathError(f"Cannot write into {path}: it is a file, not a directory.")
+            raise OutputPathError(
+                f"Cannot write into {path}: it is a file, not a directory; {elsewhere}."
+            )
         where = path if folder else path.parent
         existing = next(p for p in (where, *where.parents) if p.exists())
     except PermissionError as error:
         blocked = Path(error.filename).parent if error.filename else path.parent
         raise OutputPathError(
-            f"Cannot write {path}: permission denied in {blocked}; choose a directory you can "
-            "write to."
+            f"Cannot write {path}: permission denied in {blocked}; {writable}."
         ) from None
     existing = existing if existing.parts else Path.cwd()
     if not existing.is_dir():
         raise OutputPathError(
-            f"Cannot write {path}: {existing} is a file, not a directory; choose another path."
+            f"Cannot write {path}: {existing} is a file, not a directory; {elsewhere}."
         )
     try:
         with tempfile.NamedTemporaryFile(dir=existing, prefix=".latentsight-probe-"):
             pass
     except PermissionError:
         raise OutputPathError(
-            f"Cannot write {path}: permission denied in {existing}; choose a directory you "
-            "can write to."
+            f"Cannot write {path}: permission denied in {existing}; {writable}."
         ) from None
     except OSError as error:
         raise OutputPathError(
-            f"Cannot write {path}: {existing} takes no new files ({error.strerror}); choose "
-            "another path."
+            f"Cannot write {path}: {existing} takes no new files ({error.strerror}); {elsewhere}."
         ) from None
     return path

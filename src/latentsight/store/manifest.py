@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,16 @@ def layer_entry(manifest: dict[str, Any], layer: str) -> dict[str, Any]:
         if entry["name"] == layer:
             return entry
     names = [entry["name"] for entry in manifest["layers"]]
+    near = near_layers(str(layer), names)
+    hint = f" (did you mean {' or '.join(map(repr, near))}?)" if near else ""
     raise NotRecordedError(
-        f"Layer {layer!r} was not recorded in this run; recorded layers: {names}."
+        f"Layer {layer!r} was not recorded in this run{hint}; recorded layers: {names}."
     )
+
+
+def near_layers(layer: str, names: list[str]) -> list[str]:
+    """The recorded names a wrong layer name may mean: the same module at another point
+    (``fc:input`` for ``fc``), then close spellings."""
+    module = layer.split(":")[0]
+    same_module = [name for name in names if name.split(":")[0] == module]
+    return list(dict.fromkeys([*same_module, *difflib.get_close_matches(layer, names, n=3)]))

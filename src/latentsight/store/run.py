@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,11 +15,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from latentsight.errors import NotRecordedError, QueryError, RunStoreError
+from latentsight.errors import (
+    ExplanationError,
+    NotRecordedError,
+    QueryError,
+    RunStoreError,
+    argument_error,
+)
 from latentsight.insights.base import AnalysisSettings, Insight
 from latentsight.store import analysis
-from latentsight.store.files import rows_digest
+from latentsight.store.concepts import CONCEPTS
+from latentsight.store.explanations import EXPLANATIONS
+from latentsight.store.files import check_writable, file_signature, rows_digest
 from latentsight.store.manifest import (
+    ANALYSIS,
     QUARANTINE,
     RENDERS,
     ROWS_DIGEST,
@@ -28,10 +39,9 @@ from latentsight.store.manifest import (
     render_parts,
 )
 from latentsight.store.renders import RENDER_COLUMNS, picture, stored_pixels
+from latentsight.store.writer import LOCK, capture_in_progress
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     import torch
 
     from latentsight.concepts import Concepts, ConceptSettings
@@ -78,11 +88,27 @@ def resume_command(manifest: dict[str, Any], path: Path) -> str:
     return f"latentsight analyze {project} --out {path}{sizes} --resume"
 
 
+COPY_THE_RUN = (
+    "copy the run to a directory you can write to (shutil.copytree(run.path, ...)) and open the "
+    "copy"
+)
+
+
 class Run:
     """A run directory opened for reading. Use :func:`latentsight.open_run` to get one."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        if not isinstance(path, (str, os.PathLike)):
+            raise argument_error(
+                "latentsight.open_run(path)", "the run directory's path (str or Path)", path
+            )
+        self.path = Path(path)  # as given, so that messages name it as the user typed it
+        if capture_in_progress(self.path):
+            raise RunStoreError(
+                f"The run at {self.path} is in progress: a capture (in another process, which "
+                f"holds its {LOCK}) is still writing it. Wait for that capture to finish, then "
+                "open the run again."
+            )
         self.manifest = read_manifest(self.path)
         if self.manifest.get("status") != STATUS_COMPLETE:
             raise RunStoreError(
@@ -90,8 +116,10 @@ class Run:
                 f"with `{resume_command(self.manifest, self.path)}` (or analyze(project, "
                 "out=..., resume=True))."
             )
+        # file signatures: of the layer views' headers checked, and of those whose digest was
+        self._checked: dict[tuple[str, str], tuple[int, int, int]] = {}
+        self._verified: dict[tuple[str, str], tuple[int, int, int]] = {}
         self._check_files()
-        self._verified: set[tuple[str, str]] = set()  # layer views whose digest was checked
         self._project: Project | None = None
 
     def _check_files(self) -> None:
@@ -100,6 +128,7 @@ class Run:
         n = self.manifest["n_samples"]
         samples = self.path / SAMPLES
         try:
+            self._opened = file_signature(samples)  # what tells this run from one in its place
             rows = pq.ParquetFile(samples).metadata.num_rows
         except (OSError, pa.ArrowException) as error:
             raise RunStoreError(
@@ -201,7 +230,8 @@ class Run:
                 "run is corrupt; re-create it with --overwrite."
             )
         expected = array.offset + array.nbytes
-        size = file.stat().st_size
+        signature = file_signature(file)
+        size = signature[1]
         if size != expected:
             raise RunStoreError(
                 f"The latents of layer {layer!r} ({view}) in {self.path} are corrupt: "
@@ -209,6 +239,35 @@ class Run:
                 f"values make {expected} ({size - expected:+d}); re-create the run with "
                 "--overwrite."
             )
+        self._checked[(layer, view)] = signature
+
+    def _check_not_replaced(self) -> None:
+        """Refuse to read on from a run that another process replaced (captured again with
+        overwrite, or removed) since it was opened, from one stat of its samples table."""
+        try:
+            same = file_signature(self.path / SAMPLES) == self._opened
+        except OSError:
+            same = False
+        if not same:
+            raise RunStoreError(
+                f"{self.path} was replaced after it was opened (its samples table is not the one "
+                "read then, e.g. after a capture with --overwrite): open it again with "
+                f"latentsight.open_run({str(self.path)!r})."
+            )
+
+    def _check_can_store(self, folders: Sequence[Path], fix: str) -> None:
+        """Refuse, before any work, a call that stores its results in folders of the run that
+        cannot be written (read-only, or a file in the way), naming ``fix``."""
+        for folder in folders:
+            check_writable(folder, folder=True, fix=fix)
+
+    def _layer_name(self, layer: object, call: str) -> str:
+        """``layer`` as given to ``call``, refused unless it is a layer name (text)."""
+        if not isinstance(layer, str):
+            raise argument_error(
+                f"{call}(layer)", f"a recorded layer name (str), one of {self.layers}", layer
+            )
+        return layer
 
     def __repr__(self) -> str:
         subsets = ", ".join(f"{s['name']}={s['size']}" for s in self.manifest["subsets"])
@@ -254,6 +313,7 @@ class Run:
                 f'run.sql takes one SELECT query as text, got {query!r}: e.g. run.sql("SELECT '
                 'subset, avg(loss) FROM samples GROUP BY subset").'
             )
+        self._check_not_replaced()
         connection = duckdb.connect()
         for table, file in (("samples", SAMPLES), ("quarantine", QUARANTINE)):
             where = str(self.path / file).replace("'", "''")
@@ -278,16 +338,33 @@ class Run:
 
     def latent(self, layer: str, view: str = "mean") -> np.ndarray:
         """The ``N x D`` float32 vectors of a layer view, memory-mapped, rows in samples order."""
-        views = layer_entry(self.manifest, layer)["views"]
+        views = layer_entry(self.manifest, self._layer_name(layer, "run.latent"))["views"]
+        if not isinstance(view, str):
+            raise argument_error(
+                "run.latent(view)", f"a view name (str), one of {list(views)}", view
+            )
         if view not in views:
             raise NotRecordedError(
                 f"Layer {layer!r} has no {view!r} view; its views are {list(views)}."
             )
+        self._check_not_replaced()
+        signature = self._header_checked(layer, view, views[view])
         array = np.load(self.path / views[view]["file"], mmap_mode="r")
-        if (layer, view) not in self._verified:
+        if self._verified.get((layer, view)) != signature:
             self._check_digest(layer, view, views[view], array)
-            self._verified.add((layer, view))
+            self._verified[(layer, view)] = signature
         return array
+
+    def _header_checked(self, layer: str, view: str, spec: dict[str, Any]) -> tuple[int, int, int]:
+        """The signature of a layer view's file, whose header is checked again when the file
+        changed (was replaced or rewritten) since it was last checked."""
+        try:
+            changed = file_signature(self.path / spec["file"]) != self._checked[(layer, view)]
+        except OSError:  # gone: the check says so
+            changed = True
+        if changed:
+            self._check_latents(layer, view, spec, self.manifest["n_samples"])
+        return self._checked[(layer, view)]
 
     def _check_digest(self, layer: str, view: str, spec: dict[str, Any], array: np.ndarray) -> None:
         """Refuse an array whose rows were reordered or replaced since capture, from the few rows
@@ -304,6 +381,7 @@ class Run:
     @cached_property
     def quarantine(self) -> pd.DataFrame:
         """The samples that failed during capture, with the error each raised."""
+        self._check_not_replaced()
         return pq.read_table(self.path / QUARANTINE).to_pandas()
 
     @property
@@ -315,6 +393,11 @@ class Run:
 
     def render(self, sample_id: str) -> Image.Image | str:
         """The stored picture (or text) of a sample, as the Project's render drew it."""
+        if not isinstance(sample_id, str):
+            raise argument_error(
+                "run.render(sample_id)", "one sample id (str), as in run.samples['id']", sample_id
+            )
+        self._check_not_replaced()
         if not render_parts(self.path):
             raise NotRecordedError(
                 "This run stored no renders: give the Project a render function (inputs that "
@@ -347,7 +430,13 @@ class Run:
         from latentsight.insights.engine import run_analysis
 
         if layer is not None:
-            layer_entry(self.manifest, layer)
+            layer_entry(self.manifest, self._layer_name(layer, "run.analyze"))
+        concepts = [self.path / CONCEPTS] if detectors is None else []  # its concept findings
+        self._check_can_store(
+            [self.path, self.path / ANALYSIS, *concepts],
+            "run.analyze stores its results in the run and has no option to keep them in "
+            f"memory only; {COPY_THE_RUN}",
+        )
         found = run_analysis(
             self, layer=layer, view=view, settings=settings, detectors=detectors, progress=progress
         )
@@ -424,6 +513,21 @@ class Run:
         """
         from latentsight.concepts import label_neurons
 
+        names = [layer] if isinstance(layer, str) else layer
+        if names is not None and (
+            not isinstance(names, Sequence) or not all(isinstance(name, str) for name in names)
+        ):
+            raise argument_error(
+                "run.concepts(layer)",
+                f"a recorded layer name (str), a list of them, or None for all of {self.layers}",
+                layer,
+            )
+        if save:
+            self._check_can_store(
+                [self.path / CONCEPTS],
+                f"run.concepts stores its tables in the run: pass save=False to keep them in "
+                f"memory only, or {COPY_THE_RUN}",
+            )
         return label_neurons(
             self,
             layer,
@@ -457,6 +561,13 @@ class Run:
         of a stored table that has importance when this one has none (see ``.notes``)."""
         from latentsight.discovery import discover_concepts
 
+        self._layer_name(layer, "run.discover_concepts")
+        if save:
+            self._check_can_store(
+                [self.path / CONCEPTS],
+                f"run.discover_concepts stores its concepts in the run: pass save=False to keep "
+                f"them in memory only, or {COPY_THE_RUN}",
+            )
         return discover_concepts(
             self,
             layer,
@@ -499,7 +610,15 @@ class Run:
         one recorded in the manifest. Returns the run.
         """
         from latentsight.capture.fingerprint import check_run_model
+        from latentsight.project import Project
 
+        if not isinstance(project, Project):
+            raise argument_error(
+                "run.attach(project)",
+                "the latentsight.Project the run was captured from (latentsight.open_run(path, "
+                "project='module:project') loads one by name)",
+                project,
+            )
         if verify:
             check_run_model(project.resolve_model(), self.manifest, self.path)
         self._project = project
@@ -534,6 +653,12 @@ class Run:
         """
         from latentsight.explain.explainer import explain
 
+        if cache and not callable(target):  # maps for a function of the outputs are not cached
+            self._check_can_store(
+                [self.path / EXPLANATIONS],
+                f"run.explain caches its maps in the run: pass cache=False to compute them "
+                f"without storing them, or {COPY_THE_RUN}",
+            )
         return explain(
             self,
             ids,
@@ -557,7 +682,23 @@ class Run:
         ``"all"`` or a list, one per layer and ``.sparsity`` (blank channels per layer)."""
         from latentsight.explain.activations import activations
 
+        self._refuse_module_inputs(layer)
         return activations(self, sample_id, layer, device=device)
+
+    def _refuse_module_inputs(self, layer: str | Sequence[str]) -> None:
+        """Refuse a ``module:input`` layer for activations, which show the maps that a module
+        outputs, not what enters one (which the model session would call "not a module")."""
+        from latentsight.capture.layers import INPUT_SUFFIX
+
+        names = [layer] if isinstance(layer, str) else layer if isinstance(layer, Sequence) else []
+        for name in names:
+            if isinstance(name, str) and name.endswith(INPUT_SUFFIX):
+                recorded = f" (its vectors are run.latent({name!r}))" if name in self.layers else ""
+                raise ExplanationError(
+                    f"Layer {name!r} is what enters module {name.removesuffix(INPUT_SUFFIX)!r}"
+                    f"{recorded}, and activations show the maps a module outputs: name the "
+                    "module whose output enters it, from dict(model.named_modules())."
+                )
 
     def visualize_filters(
         self,

@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 try:
     import fcntl
@@ -48,6 +48,9 @@ from latentsight.store.manifest import (
     STATUS_COMPLETE,
     read_manifest,
 )
+
+if TYPE_CHECKING:
+    from latentsight.capture.runner import CaptureSettings
 
 RENDER_GROUP_ROWS = 1024  # a reader decodes one row group to show one picture
 
@@ -417,6 +420,21 @@ def _lock(path: Path) -> BinaryIO:
     return handle
 
 
+def capture_in_progress(path: Path) -> bool:
+    """Whether a capture holds the run directory now (its lock is taken), which tells a run still
+    being written from one whose capture was interrupted (its lock file left, but free)."""
+    if fcntl is None:
+        return False
+    try:
+        with open(path / LOCK, "rb") as handle:  # closing it frees the lock taken to test
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # no lock file (or none readable): no capture holds the directory
+        return False
+    return False
+
+
 def _unlock(path: Path, handle: BinaryIO) -> None:
     (path / LOCK).unlink(missing_ok=True)
     handle.close()
@@ -488,32 +506,55 @@ PART_DESCRIPTIONS = {
 
 
 def _check_same_capture(existing: dict[str, Any], new: dict[str, Any], path: Path) -> None:
-    before = existing.get("capture_key_parts", {})
+    named, same = _differences(existing.get("capture_key_parts", {}), new["capture_key_parts"])
+    if named:
+        raise RunStoreError(
+            f"Cannot resume the run at {path}: its {named} differ from the interrupted capture. "
+            f"Resume with the same model, data and settings{same}, or pass overwrite=True "
+            "(--overwrite) to start again."
+        )
+
+
+def complete_capture(path: Path, settings: CaptureSettings) -> bool:
+    """Whether ``path`` holds a run whose capture is complete, which a resume keeps as it is:
+    refused where the batch or chunk size of ``settings`` differs from the recorded one."""
+    try:
+        existing = read_manifest(path)
+    except RunStoreError:  # no run, or a damaged one: the capture says which
+        return False
+    if existing.get("status") != STATUS_COMPLETE:
+        return False
+    sizes = {name: getattr(settings, name) for name in SETTING_OPTIONS}
+    named, same = _differences(existing.get("capture_key_parts", {}), sizes)
+    if named:
+        raise RunStoreError(
+            f"The run at {path} is already complete, and its {named} differ: a resume keeps "
+            "the recorded sizes and would not use the new ones. Pass overwrite=True "
+            f"(--overwrite) to capture it again with the new sizes, or resume with the "
+            f"recorded ones{same}."
+        )
+    return True
+
+
+def _differences(before: dict[str, Any], now: dict[str, Any]) -> tuple[str, str]:
+    """The capture key parts of ``now`` that differ from the recorded ones (``before``), named
+    for a message, and the recorded settings among them (`` (here batch_size=8)``), or ``""``."""
     differences = [
         name
-        for name, value in new["capture_key_parts"].items()
+        for name, value in now.items()
         if (name in before or name in UNRECORDED_PARTS)
         and before.get(name, UNRECORDED_PARTS.get(name)) != value
     ]
-    if differences:
-        now = new["capture_key_parts"]
-        named = [
-            f"{option.replace('_', ' ')} ({before[name]} then, {now[name]} now)"
-            if (option := SETTING_OPTIONS.get(name))
-            else PART_DESCRIPTIONS.get(name, name)
-            for name in differences
-        ]
-        settings = [
-            f"{SETTING_OPTIONS[name]}={before[name]}"
-            for name in differences
-            if name in SETTING_OPTIONS
-        ]
-        same = f" (here {', '.join(settings)})" if settings else ""
-        raise RunStoreError(
-            f"Cannot resume the run at {path}: its {', '.join(named)} differ from the "
-            f"interrupted capture. Resume with the same model, data and settings{same}, or pass "
-            "overwrite=True (--overwrite) to start again."
-        )
+    named = [
+        f"{option.replace('_', ' ')} ({before[name]} then, {now[name]} now)"
+        if (option := SETTING_OPTIONS.get(name))
+        else PART_DESCRIPTIONS.get(name, name)
+        for name in differences
+    ]
+    settings = [
+        f"{SETTING_OPTIONS[name]}={before[name]}" for name in differences if name in SETTING_OPTIONS
+    ]
+    return ", ".join(named), f" (here {', '.join(settings)})" if settings else ""
 
 
 def _read_shards(directory: Path, kind: str, schema: pa.Schema) -> pa.Table:
