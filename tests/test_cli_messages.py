@@ -163,6 +163,25 @@ def test_a_recorded_project_that_no_longer_loads_is_told_as_options(toy, tmp_pat
         assert "run.attach" not in shown and "save=False" not in shown
 
 
+def test_the_users_own_error_text_is_shown_as_it_is(toy, tmp_path, monkeypatch):
+    copy = copy_of_run(toy, tmp_path)
+    (tmp_path / "stale_checkpoint.py").write_text(
+        "raise RuntimeError(\"checkpoint was saved with layer='fc' and batch_size=32\")\n"
+    )
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["project_spec"] = {
+        "target": "stale_checkpoint:project",
+        "working_directory": str(tmp_path),
+    }
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setattr("latentsight.server.runner.serve_app", lambda app, listening: None)
+    served = CliRunner().invoke(app, ["serve", str(copy), "--port", "0"])
+    assert served.exit_code == 0, served.output
+    shown = said(served.output)
+    assert "checkpoint was saved with layer='fc' and batch_size=32" in shown
+    assert shown.count("--project module:project") == 1, shown
+
+
 def test_a_capture_stopped_past_the_check_names_resume_once(toy, tmp_path):
     out = tmp_path / "stopped"
     result = latentsight(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import signal
@@ -248,6 +249,19 @@ def test_resuming_a_complete_run_with_other_sizes_is_refused_not_ignored(tmp_pat
             project, out, resume=True, batch_size=16, chunk_size=24, progress=False, insights=False
         )
     assert (out / "manifest.json").read_bytes() == manifest
+
+
+def test_a_resume_without_sizes_takes_the_recorded_ones(tmp_path, project_file):
+    out = tmp_path / "run"
+    project = load_project(f"{project_file}:project")
+    ls.analyze(project, out, batch_size=8, chunk_size=16, progress=False, insights=False)
+    finished = ls.analyze(project, out, resume=True, progress=False)  # only the analysis is left
+    assert finished.analysed and finished.manifest["settings"]["batch_size"] == 8
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["status"] = "capturing"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    resumed = ls.analyze(project, out, resume=True, progress=False, insights=False)
+    assert resumed.manifest["settings"]["chunk_size"] == 16
 
 
 def test_resume_refuses_another_loss_or_metadata_rather_than_mixing_them(tmp_path, project_file):

@@ -1,5 +1,4 @@
-"""Reading an open run stays honest: it survives a change of working directory, notices a run or
-a latent file replaced under it, refuses a run it cannot write before any work with the option
+"""Reading an open run stays honest: it notices a run or a latent file replaced under it, refuses a run it cannot write before any work with the option
 that avoids writing, names wrong argument types and near layer names, and tells a run still
 being captured from an interrupted one."""
 
@@ -41,6 +40,16 @@ def run(project, tmp_path_factory) -> ls.Run:
 def copy(run, tmp_path) -> Path:
     """A copy of the run that a test may damage."""
     return shutil.copytree(run.path, tmp_path / "runs" / "x")
+
+
+def test_a_run_opened_by_a_relative_path_says_so_after_a_chdir(copy, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    opened = ls.open_run("runs/x")
+    monkeypatch.chdir(tmp_path / "runs")
+    with pytest.raises(ls.RunStoreError, match=r"relative path 'runs/x' in .*absolute path"):
+        opened.latent("features")
+    monkeypatch.chdir(tmp_path)
+    assert opened.latent("features").shape == (24, 16)
 
 
 def test_a_run_captured_again_after_it_was_opened_is_refused(copy):
@@ -130,6 +139,26 @@ def test_a_run_that_cannot_be_written_is_refused_naming_the_option_that_avoids_w
         assert call(opened, **{option: False}) is not None
 
 
+def test_cached_maps_are_read_from_a_run_that_cannot_be_written(copy, project, monkeypatch):
+    import latentsight.explain.explainer as explainer
+
+    opened = ls.open_run(copy, project=project)
+    cached = opened.explain(["train/0"], method="saliency").maps
+
+    def unwritable(path, **options):
+        raise OutputPathError(f"Cannot write {path}: permission denied; {options['fix']}.")
+
+    def no_computing(*args, **options):
+        raise AssertionError("nothing may be computed")
+
+    monkeypatch.setattr(explainer, "check_writable", unwritable)
+    monkeypatch.setattr(explainer._Explainer, "_compute", no_computing)
+    again = ls.open_run(copy, project=project).explain(["train/0"], method="saliency")
+    np.testing.assert_array_equal(again.maps, cached)
+    with pytest.raises(OutputPathError, match="pass cache=False"):
+        opened.explain(["train/1"], method="saliency")
+
+
 @pytest.mark.parametrize(
     ("call", "named"),
     [
@@ -150,7 +179,7 @@ def test_a_run_that_cannot_be_written_is_refused_naming_the_option_that_avoids_w
         ),
         (
             lambda run: run.concepts(4),
-            r"run\.concepts\(layer\) takes a recorded layer name \(str\), a list of them, or None "
+            r"run\.concepts\(layer\) takes a recorded layer name \(str\), several, or None "
             r"for all of \['features', 'fc:input'\]; got int 4\.",
         ),
         (
@@ -169,6 +198,13 @@ def test_an_argument_of_the_wrong_type_is_named_with_what_it_takes(run, call, na
     with pytest.raises(TypeError, match=named) as raised:
         call(run)
     assert isinstance(raised.value, ls.LatentsightError)
+
+
+def test_concepts_take_the_layer_names_in_any_collection(run):
+    listed = run.concepts(["features"], save=False, progress=False).table
+    for names in (("features",), {"features"}, {"features": 1}.keys(), np.array(["features"])):
+        named = run.concepts(names, save=False, progress=False).table
+        assert named.equals(listed), type(names)
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from latentsight.errors import ProjectError
 from latentsight.store.run import Run
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
 
     from latentsight.capture.plan import CapturePlan
     from latentsight.capture.pooling import PoolingSettings
+    from latentsight.capture.runner import CaptureSettings
     from latentsight.insights.base import AnalysisSettings
     from latentsight.project import Project
 
@@ -43,8 +45,8 @@ def analyze(
     *,
     resume: bool = False,
     overwrite: bool = False,
-    batch_size: int = 64,
-    chunk_size: int = 4096,
+    batch_size: int | None = None,
+    chunk_size: int | None = None,
     device: str | torch.device | None = None,
     num_workers: int = 0,
     fail_fast: bool = False,
@@ -62,8 +64,9 @@ def analyze(
         resume: finish an interrupted run at ``out``: its capture where it stopped, then its
             analysis if that is missing (a run stopped during its analysis resumes there).
         overwrite: replace an existing run at ``out``.
-        batch_size: samples per forward pass.
-        chunk_size: samples per shard, the unit of work kept when a capture is interrupted.
+        batch_size: samples per forward pass (default 64; on resume, the run's own).
+        chunk_size: samples per shard, the unit of work kept when a capture is interrupted
+            (default 4096; on resume, the run's own).
         device: ``"cpu"``, ``"cuda"``...; CUDA when present by default.
         num_workers: DataLoader worker processes loading samples.
         fail_fast: stop at the first failing sample instead of quarantining it.
@@ -75,7 +78,7 @@ def analyze(
     """
     from latentsight._progress import progress_bars
     from latentsight.capture.plan import plan_capture, training_modes_kept
-    from latentsight.capture.runner import Capture, CaptureSettings
+    from latentsight.capture.runner import Capture
     from latentsight.store.writer import complete_capture
 
     if resume and overwrite:
@@ -83,8 +86,8 @@ def analyze(
             "resume=True and overwrite=True contradict each other: resume finishes the run at "
             f"{out}, overwrite replaces it; pass one of them."
         )
-    settings = CaptureSettings(
-        batch_size=batch_size, chunk_size=chunk_size, num_workers=num_workers, fail_fast=fail_fast
+    settings = capture_settings(
+        Path(out), resume, batch_size, chunk_size, num_workers=num_workers, fail_fast=fail_fast
     )
     if resume and complete_capture(Path(out), settings):  # the analysis is what may be left
         run = _resumable(Run(out), project)
@@ -105,6 +108,31 @@ def analyze(
     if insights:
         run.analyze(settings=analysis, progress=progress)
     return run
+
+
+def capture_settings(
+    out: Path,
+    resume: bool,
+    batch_size: int | None,
+    chunk_size: int | None,
+    **options: Any,
+) -> CaptureSettings:
+    """The capture's settings: the sizes given, else on resume the sizes the run at ``out`` was
+    captured with (a resume needs none), else the defaults."""
+    from latentsight.capture.runner import CaptureSettings
+    from latentsight.errors import RunStoreError
+    from latentsight.store.manifest import read_manifest
+
+    recorded: dict[str, Any] = {}
+    if resume and (batch_size is None or chunk_size is None):
+        with suppress(RunStoreError):  # no run to resume, or a damaged one: the capture says
+            recorded = read_manifest(out).get("settings", {})
+    sizes = {
+        name: given if given is not None else recorded.get(name)
+        for name, given in (("batch_size", batch_size), ("chunk_size", chunk_size))
+    }
+    given = {name: size for name, size in sizes.items() if size is not None}
+    return CaptureSettings(**given, **options)
 
 
 def _resumable(run: Run, project: Project) -> Run:

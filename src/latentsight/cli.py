@@ -157,7 +157,7 @@ def _attach_model(opened: Run, project: str | None, without: str) -> None:
     except LatentsightError as error:
         if project:
             raise
-        error_console.print(f"[yellow]{without}:[/] {escape(_shell_advice(str(error)))}")
+        error_console.print(f"[yellow]{without}:[/] {escape(_shell_advice(error))}")
 
 
 _PYTHON_ONLY = {  # Python advice in the library's messages -> what a shell user does instead
@@ -184,19 +184,37 @@ _REPEATED = re.compile(
 
 
 def _fail(error: LatentsightError) -> None:
-    error_console.print(f"[bold red]error:[/] {escape(_shell_advice(str(error)))}")
+    error_console.print(f"[bold red]error:[/] {escape(_shell_advice(error))}")
     raise typer.Exit(code=2)
 
 
-def _shell_advice(message: str) -> str:
-    """``message`` with its Python advice written as a shell user types it: keyword arguments
+def _shell_advice(said: BaseException | str) -> str:
+    """A message with its Python advice written as a shell user types it: keyword arguments
     that are options here become those options (``by='target'`` -> ``--by target``,
-    ``per_class=False`` -> ``--global``), so the library keeps one message for both."""
+    ``per_class=False`` -> ``--global``), so the library keeps one message for both. The words
+    of the user's own errors that an error quotes (its causes) are kept as they are."""
+    message, kept = str(said), _quoted_errors(said)
+    for number, quoted in enumerate(kept):
+        message = message.replace(quoted, f"\0{number}\0")
     for python, shell in _PYTHON_ONLY.items():
         message = message.replace(python, shell)
     options = _options_by_name()
     shell = _KEYWORD.sub(lambda match: _as_option(match, options), message)
-    return _REPEATED.sub(lambda match: match[1] or match[2], shell)
+    shell = _REPEATED.sub(lambda match: match[1] or match[2], shell)
+    for number, quoted in enumerate(kept):
+        shell = shell.replace(f"\0{number}\0", quoted)
+    return shell
+
+
+def _quoted_errors(said: BaseException | str) -> list[str]:
+    """The texts (as repr and str) of the errors other than latentsight's behind ``said``,
+    longest first so that a text inside another is kept with it."""
+    texts, error = set(), said if isinstance(said, BaseException) else None
+    while error is not None:
+        if not isinstance(error, LatentsightError):
+            texts.update(text for text in (repr(error), str(error)) if text)
+        error = error.__cause__
+    return sorted(texts, key=len, reverse=True)
 
 
 def _options_by_name() -> dict[str, TyperOption]:
@@ -269,13 +287,23 @@ def analyze(
         bool, typer.Option(help="Finish an interrupted capture where it stopped.")
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run at --out.")] = False,
-    batch_size: Annotated[int, typer.Option(min=1, help="Samples per forward pass.")] = 64,
-    chunk_size: Annotated[
-        int,
+    batch_size: Annotated[
+        int | None,
         typer.Option(
-            min=1, help="Samples per shard: the unit of work kept if the capture is interrupted."
+            min=1,
+            show_default=False,
+            help="Samples per forward pass [default: 64; with --resume, the run's own].",
         ),
-    ] = 4096,
+    ] = None,
+    chunk_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            show_default=False,
+            help="Samples per shard: the unit of work kept if the capture is interrupted "
+            "[default: 4096; with --resume, the run's own].",
+        ),
+    ] = None,
     device: DeviceOpt = None,
     num_workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 0,
     fail_fast: Annotated[
@@ -291,19 +319,19 @@ def analyze(
     """Run the model over every sample and write a run directory (latents, outputs, loss, metadata)."""
     from latentsight._loading import load_project, record_project
     from latentsight.api import analyze as analyze_project
-    from latentsight.capture.runner import CaptureSettings
+    from latentsight.api import capture_settings
     from latentsight.store.writer import complete_capture
 
+    capture = capture_settings(out, resume, batch_size, chunk_size)
     try:
-        capture = CaptureSettings(batch_size=batch_size, chunk_size=chunk_size)
         complete = resume and not overwrite and complete_capture(out, capture)  # sizes agree
         run = analyze_project(
             load_project(project),
             out,
             resume=resume,
             overwrite=overwrite,
-            batch_size=batch_size,
-            chunk_size=chunk_size,
+            batch_size=capture.batch_size,
+            chunk_size=capture.chunk_size,
             device=device,
             num_workers=num_workers,
             fail_fast=fail_fast,
@@ -323,7 +351,7 @@ def analyze(
     except LatentsightError as error:
         _fail(error)
     except KeyboardInterrupt:
-        sizes = f"--batch-size {batch_size} --chunk-size {chunk_size}"  # a resume needs them
+        sizes = f"--batch-size {capture.batch_size} --chunk-size {capture.chunk_size}"
         error_console.print(
             f"[yellow]Interrupted.[/] The completed work is kept: finish it with "
             f"`latentsight analyze {escape(project)} --out {escape(str(out))} {sizes} --resume`.",
@@ -604,9 +632,10 @@ def _serve_project(run: Run, target: str | None) -> None:
     try:
         run.attach(load_recorded_project(run.manifest))
     except Exception as error:  # whatever stops the recorded Project, the dashboard runs without
+        said = _shell_advice(error)
+        hint = "" if "--project" in said else " (to compute more, pass --project module:project)"
         console.print(
-            "[yellow]The dashboard shows cached explanations only[/]: "
-            f"{escape(_shell_advice(str(error)))} (to compute more, pass --project module:project)"
+            f"[yellow]The dashboard shows cached explanations only[/]: {escape(said)}{hint}"
         )
         return
     console.print(

@@ -28,9 +28,10 @@ from latentsight.explain.targets import (
     target_classes,
 )
 from latentsight.store.explanations import Cached, CacheKey, ExplanationCache
+from latentsight.store.files import check_writable
 from latentsight.store.manifest import render_parts
 from latentsight.store.renders import picture
-from latentsight.store.run import stored_renders
+from latentsight.store.run import COPY_THE_RUN, stored_renders
 
 if TYPE_CHECKING:
     from latentsight.store.run import Run
@@ -180,6 +181,13 @@ class _Explainer:
         missing = self.rows[~self.rows["id"].isin(have)]
         parts = [found] if found is not None else []
         if len(missing):
+            if self.cache is not None:  # refused before the work, which would be lost
+                check_writable(
+                    self.cache.root,
+                    folder=True,
+                    fix="run.explain caches its maps in the run: pass cache=False to compute "
+                    f"them without storing them, or {COPY_THE_RUN}",
+                )
             computed = self._compute(missing, layer)
             if self.cache is not None:
                 self.cache.write(self.key(layer), computed)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,6 @@ from latentsight.errors import (
 from latentsight.insights.base import AnalysisSettings, Insight
 from latentsight.store import analysis
 from latentsight.store.concepts import CONCEPTS
-from latentsight.store.explanations import EXPLANATIONS
 from latentsight.store.files import check_writable, file_signature, rows_digest
 from latentsight.store.manifest import (
     ANALYSIS,
@@ -129,6 +128,7 @@ class Run:
         samples = self.path / SAMPLES
         try:
             self._opened = file_signature(samples)  # what tells this run from one in its place
+            self._opened_in = Path.cwd()
             rows = pq.ParquetFile(samples).metadata.num_rows
         except (OSError, pa.ArrowException) as error:
             raise RunStoreError(
@@ -248,6 +248,12 @@ class Run:
             same = file_signature(self.path / SAMPLES) == self._opened
         except OSError:
             same = False
+            if not self.path.is_absolute() and Path.cwd() != self._opened_in:
+                raise RunStoreError(
+                    f"The run was opened by the relative path {str(self.path)!r} in "
+                    f"{self._opened_in}, and the working directory is now {Path.cwd()}: open it "
+                    "by its absolute path, or change back to that directory."
+                ) from None
         if not same:
             raise RunStoreError(
                 f"{self.path} was replaced after it was opened (its samples table is not the one "
@@ -513,15 +519,15 @@ class Run:
         """
         from latentsight.concepts import label_neurons
 
-        names = [layer] if isinstance(layer, str) else layer
-        if names is not None and (
-            not isinstance(names, Sequence) or not all(isinstance(name, str) for name in names)
-        ):
-            raise argument_error(
-                "run.concepts(layer)",
-                f"a recorded layer name (str), a list of them, or None for all of {self.layers}",
-                layer,
-            )
+        if layer is not None and not isinstance(layer, str):
+            names = list(layer) if isinstance(layer, Iterable) else None
+            if names is None or not all(isinstance(name, str) for name in names):
+                raise argument_error(
+                    "run.concepts(layer)",
+                    f"a recorded layer name (str), several, or None for all of {self.layers}",
+                    layer,
+                )
+            layer = names
         if save:
             self._check_can_store(
                 [self.path / CONCEPTS],
@@ -653,12 +659,6 @@ class Run:
         """
         from latentsight.explain.explainer import explain
 
-        if cache and not callable(target):  # maps for a function of the outputs are not cached
-            self._check_can_store(
-                [self.path / EXPLANATIONS],
-                f"run.explain caches its maps in the run: pass cache=False to compute them "
-                f"without storing them, or {COPY_THE_RUN}",
-            )
         return explain(
             self,
             ids,
