@@ -101,24 +101,20 @@ def test_the_decoder_with_its_residual_reproduces_the_models_logits(mlp, spatial
     else:
         inputs = latents = _latents(60)
         model, layer = nn.Sequential(nn.Identity(), head), "1:input"
-    codes, dictionary = _fit(latents, 2)  # too few concepts: a real residual
-    assert dictionary.error > 0.1
-    decoder = ConceptDecoder(model, layer, dictionary.components)
-    labels = np.arange(60) % 3
+    codes, dictionary = _assert_decodes_the_model(model, layer, inputs, latents)
+    assert dictionary.error > 0.1  # too few concepts: a real residual
+    labels = torch.as_tensor(np.arange(60) % 3)
     with torch.no_grad():
-        expected = model(inputs)[torch.arange(60), torch.as_tensor(labels)].double()
-        found = decoder.scores(inputs, codes, torch.ones(60, 1, 2), labels)[:, 0].double()
-        dropped = decoder.scores(inputs, codes, torch.zeros(60, 1, 2), labels)[:, 0].double()
+        expected = model(inputs)[torch.arange(60), labels].double()
         # the reconstruction alone (CRAFT drops the residual) gives other logits
         alone = head(torch.tensor(codes @ dictionary.components, dtype=torch.float32))
-        alone = alone[torch.arange(60), torch.as_tensor(labels)].double()
-    assert torch.allclose(found, expected, atol=1e-5)
-    assert (found - dropped).abs().max() > 0.01  # the masks reach the concepts
+        alone = alone[torch.arange(60), labels].double()
     assert (alone - expected).abs().max() > 0.01
 
 
-def _assert_decodes_the_model(model: nn.Module, layer: str, inputs, live) -> None:
-    """With every mask at 1 the decoder at ``layer`` gives the model's logits; at 0, others."""
+def _assert_decodes_the_model(model: nn.Module, layer: str, inputs, live) -> tuple:
+    """With every mask at 1 the decoder at ``layer`` gives the model's logits; at 0, others.
+    Returns the codes and dictionary of two concepts fitted on ``live``."""
     codes, dictionary = _fit(live, 2)
     decoder = ConceptDecoder(model, layer, dictionary.components)
     labels = np.arange(60) % 3
@@ -127,7 +123,8 @@ def _assert_decodes_the_model(model: nn.Module, layer: str, inputs, live) -> Non
         found = decoder.scores(inputs, codes, torch.ones(60, 1, 2), labels)[:, 0].double()
         dropped = decoder.scores(inputs, codes, torch.zeros(60, 1, 2), labels)[:, 0].double()
     assert torch.allclose(found, expected, atol=1e-5)
-    assert (found - dropped).abs().max() > 0.01
+    assert (found - dropped).abs().max() > 0.01  # the masks reach the concepts
+    return codes, dictionary
 
 
 class KeywordHead(nn.Module):

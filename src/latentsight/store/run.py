@@ -118,6 +118,7 @@ class Run:
         # file signatures: of the layer views' headers checked, and of those whose digest was
         self._checked: dict[tuple[str, str], tuple[int, int, int]] = {}
         self._verified: dict[tuple[str, str], tuple[int, int, int]] = {}
+        self._opened_in = Path.cwd()  # what a relative path was opened from
         self._check_files()
         self._project: Project | None = None
 
@@ -128,7 +129,6 @@ class Run:
         samples = self.path / SAMPLES
         try:
             self._opened = file_signature(samples)  # what tells this run from one in its place
-            self._opened_in = Path.cwd()
             rows = pq.ParquetFile(samples).metadata.num_rows
         except (OSError, pa.ArrowException) as error:
             raise RunStoreError(
