@@ -351,10 +351,11 @@ def analyze(
     except LatentsightError as error:
         _fail(error)
     except KeyboardInterrupt:
-        sizes = f"--batch-size {capture.batch_size} --chunk-size {capture.chunk_size}"
+        typed = (("--batch-size", batch_size), ("--chunk-size", chunk_size))
+        sizes = "".join(f" {option} {size}" for option, size in typed if size is not None)
         error_console.print(
             f"[yellow]Interrupted.[/] The completed work is kept: finish it with "
-            f"`latentsight analyze {escape(project)} --out {escape(str(out))} {sizes} --resume`.",
+            f"`latentsight analyze {escape(project)} --out {escape(str(out))}{sizes} --resume`.",
             soft_wrap=True,
         )
         raise typer.Exit(code=130) from None

@@ -74,17 +74,12 @@ def stored_renders(run_dir: Path, ids: Sequence[str]) -> dict[str, np.ndarray | 
 
 def resume_command(manifest: dict[str, Any], path: Path) -> str:
     """The command that finishes an interrupted capture: the project the command line named
-    when it started (else ``module:project``) and the batch and chunk sizes it ran with."""
+    when it started (else ``module:project``); a resume takes the run's own batch and chunk
+    sizes, so none are given."""
     words = str(manifest.get("provenance", {}).get("command", "")).split()
     named = words.index("analyze") + 1 if "analyze" in words[:-1] else None
     project = words[named] if named is not None and ":" in words[named] else "module:project"
-    settings = manifest.get("settings", {})
-    sizes = "".join(
-        f" --{option} {settings[key]}"
-        for option, key in (("batch-size", "batch_size"), ("chunk-size", "chunk_size"))
-        if key in settings
-    )
-    return f"latentsight analyze {project} --out {path}{sizes} --resume"
+    return f"latentsight analyze {project} --out {path} --resume"
 
 
 COPY_THE_RUN = (
