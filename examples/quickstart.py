@@ -1,6 +1,9 @@
 """Quickstart: capture a run of a small CNN on the built-in shapes data, then query it.
 
-Run with `.venv/bin/python examples/quickstart.py` (about half a minute on a laptop CPU).
+Run with `.venv/bin/python examples/quickstart.py` (about half a minute on a laptop CPU). The
+module's `project` also serves the command line, e.g.
+`latentsight check examples/quickstart.py:project`: importing it trains (or loads) the model and
+captures nothing.
 """
 
 import pandas as pd
@@ -21,8 +24,13 @@ project = ls.Project(
     layers=["features.2", "classifier.3:input"],
     classes=list(SHAPES),  # circle, square, triangle, cross: shown by name in every view
 )
-run = ls.analyze(project, out="runs/quickstart", overwrite=True)
 
-print(run.samples[["id", "subset", "target", "prediction", "loss", "background", "size"]].head())
-print(run.latent("features.2").shape, run.latent("features.2", view="grid").shape)
-print(run.sql("SELECT background, avg(loss) AS loss FROM samples GROUP BY 1 ORDER BY 2 DESC").df())
+if __name__ == "__main__":
+    run = ls.analyze(project, out="runs/quickstart", overwrite=True)
+
+    print(
+        run.samples[["id", "subset", "target", "prediction", "loss", "background", "size"]].head()
+    )
+    print(run.latent("features.2").shape, run.latent("features.2", view="grid").shape)
+    query = "SELECT background, avg(loss) AS loss FROM samples GROUP BY 1 ORDER BY 2 DESC"
+    print(run.sql(query).df())

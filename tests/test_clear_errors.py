@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 import latentsight as ls
 from latentsight.cli import app
-from latentsight.errors import LatentsightError, OutputPathError, RunStoreError
+from latentsight.errors import ExplanationError, LatentsightError, OutputPathError, RunStoreError
 from latentsight.explain.result import Explanation
 from latentsight.server import background, create_app, serve
 from latentsight.server.runner import bind
@@ -229,3 +229,18 @@ def test_the_python_api_raises_an_os_error_that_names_the_path(dashboard_run, a_
     with pytest.raises(OutputPathError, match=re.escape(f"{a_file} is a file, not a directory")):
         ls.analyze(project, a_file / "runs" / "new", progress=False)
     assert sorted(p.name for p in Path().iterdir()) == ["notes.txt"]
+
+
+def test_explaining_a_tabular_run_says_that_explanations_are_drawn_over_images(tmp_path):
+    import torch
+    from torch import nn
+
+    rows = torch.randn(24, 6, generator=torch.Generator().manual_seed(0))
+    data = {"train": [(row, int(row[0] > 0)) for row in rows]}
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 2))
+    project = ls.Project(model=model, data=data, loss=ls.losses.cross_entropy)
+    run = ls.analyze(project, tmp_path / "tabular", progress=False, insights=False)
+    with pytest.raises(ExplanationError, match=r"no Conv2d layer.*for image inputs"):
+        run.explain("train/0", method="gradcam")
+    with pytest.raises(ExplanationError, match=r"collate to \(1, 6\).*tabular rows"):
+        run.explain("train/0", method="integrated_gradients")

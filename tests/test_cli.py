@@ -12,6 +12,7 @@ import pytest
 from surfaces_helpers import CLASS_NAMES
 
 import latentsight as ls
+from latentsight.store.concepts import stored_tables
 
 PROJECT = textwrap.dedent(
     """
@@ -145,6 +146,15 @@ def test_analyze_then_info(workdir):
         "30 x 96",
     ):
         assert expected in info.stdout, expected
+    stated = " ".join(info.stdout.split())
+    analysis = run.analysis_info
+    assert (
+        f"analysis layer {analysis['layer']} ({analysis['view']} view), "
+        f"{len(run.insights)} insights" in stated
+    )
+    compact = "".join(info.stdout.split())  # a long list of files wraps
+    tables = stored_tables(run.path)
+    assert tables and all(f"concepts/{table.file.name}" in compact for table in tables)
     again = latentsight("analyze", "toy_project.py:project", "--out", "runs/toy", cwd=workdir)
     assert again.returncode == 2 and "--overwrite" in again.stderr
     assert not loaded_model_libraries("info", "runs/toy", cwd=workdir)
@@ -161,6 +171,9 @@ def test_the_checks_warnings_are_shown_before_the_pass_and_kept_with_the_run(wor
     assert "warnings of the check" in result.stderr and warning in result.stderr
     info = latentsight("info", "runs/w", cwd=workdir)
     assert "warnings of the check" in info.stdout and warning in info.stdout
+    stated = " ".join(info.stdout.split())
+    assert "analysis none yet: `latentsight insights runs/w` analyses the run" in stated
+    assert "stored -" in stated
     clean = latentsight(
         "analyze", "toy_project.py:plain", "--out", "runs/c", "--no-insights", cwd=workdir
     )

@@ -126,7 +126,7 @@ def test_errors_advise_the_options_a_shell_user_types(dashboard_run, tmp_path, m
         columns=200,
     )  # fmt: skip
     assert grouped.exit_code == 2
-    assert "give --by prediction or --by target, or --global." in prose(grouped.stderr)
+    assert "'colour' is not one of 'prediction', 'target'" in prose(grouped.stderr)
     assert "by='" not in grouped.stderr and "per_class=" not in grouped.stderr
 
     copy = tmp_path / "run"
@@ -141,3 +141,24 @@ def test_errors_advise_the_options_a_shell_user_types(dashboard_run, tmp_path, m
     assert unread.exit_code == 2, unread.output
     assert "name it with --head HEAD if this layer feeds it directly" in prose(unread.stderr)
     assert "head=" not in unread.stderr
+
+
+def test_the_audit_ends_with_its_verdict_and_where_it_is_stored(
+    dashboard_run, audited, tmp_path, monkeypatch
+):
+    copy = tmp_path / "run"
+    shutil.copytree(dashboard_run.path, copy)
+    module = types.ModuleType("dashboard_project")
+    module.project = dashboard_run.project
+    monkeypatch.setitem(sys.modules, "dashboard_project", module)
+    done = invoke(
+        "concepts", "audit", str(copy), "--layer", CONCEPT_LAYER, "--project",
+        "dashboard_project:project", columns=400,
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    shown = prose(done.stdout)
+    flagged = audited[1].insights
+    assert ("No class leans on a concept other than itself" in shown) == (not flagged)
+    assert all(insight.title in shown for insight in flagged)
+    assert f"Stored in {copy / 'concepts' / 'audit.parquet'}" in shown
+    assert (copy / "concepts" / "audit.parquet").is_file()

@@ -81,6 +81,21 @@ def test_a_view_the_layer_lacks_names_the_layers_that_have_it(toy):
     assert ls.open_run(toy / "run").analysis_info == before
 
 
+def test_recompute_analyses_the_stored_layer_and_view_again(toy, tmp_path):
+    copy = copy_of_run(toy, tmp_path)
+    chosen = latentsight("insights", str(copy), "--layer", "1", "--view", "grid", cwd=toy)
+    assert chosen.returncode == 0, chosen.stderr
+    again = latentsight("insights", str(copy), "--recompute", cwd=toy)
+    assert again.returncode == 0, again.stderr
+    assert "(layer 1, grid view) was replaced" in said(again.stderr)
+    info = ls.open_run(copy).analysis_info
+    assert (info["layer"], info["view"]) == ("1", "grid")
+    other = latentsight("insights", str(copy), "--layer", "4:input", cwd=toy)
+    assert other.returncode == 0, other.stderr
+    info = ls.open_run(copy).analysis_info
+    assert (info["layer"], info["view"]) == ("4:input", "mean")
+
+
 def test_check_takes_its_sample_count_as_samples_or_n(toy):
     result = latentsight("check", "toy_project:project", "--samples", "3", cwd=toy)
     assert result.returncode == 0, result.stderr
@@ -104,7 +119,10 @@ def test_resuming_a_complete_run_says_so_and_refuses_other_sizes(toy):
     )  # fmt: skip
     assert other.returncode == 2 and "Traceback" not in other.stderr
     message = said(other.stderr)
-    assert "The run at run is already complete, and its batch size (64 then, 16 now)" in message
+    assert (
+        "The run at run is already complete, and its batch size (64 then, 16 now) differs:"
+        in message
+    )
     assert "Pass --overwrite to capture it again with the new sizes" in message
     assert "(here --batch-size 64)" in message, "chunks of 4090 in batches of 16 are 4096 rows"
     assert (toy / "run" / "manifest.json").read_bytes() == manifest
@@ -123,7 +141,7 @@ def test_a_complete_run_at_out_is_told_with_the_command_that_inspects_it(toy):
     result = latentsight("analyze", "toy_project:project", "--out", "run", cwd=toy)
     assert result.returncode == 2
     message = said(result.stderr)
-    assert "A complete run already exists at run: inspect it with latentsight info RUN" in message
+    assert "A complete run already exists at run: open it (latentsight info run), or" in message
     assert "open_run" not in message and "--overwrite to replace it" in message
 
 
@@ -203,3 +221,21 @@ def test_an_audit_without_other_concepts_says_to_capture_them(toy, tmp_path):
     message = said(result.stderr)
     assert "give the Project metadata columns and capture the run again (latentsight" in message
     assert "annotations=" not in message and "run.concepts" not in message
+
+
+def test_arguments_the_run_can_refuse_are_refused_before_the_model_loads(toy):
+    unloadable = ("--project", "no_such_module:project")  # loading it would fail
+    unknown_id = latentsight("explain", "run", "--ids", "val/0,val/9999", *unloadable, cwd=toy)
+    assert unknown_id.returncode == 2
+    assert "1 sample id(s) are not in this run" in said(unknown_id.stderr)
+    assert "no_such_module" not in unknown_id.stderr
+    unknown_method = latentsight(
+        "explain", "run", "--ids", "val/0", "--method", "gradcamm", cwd=toy
+    )
+    assert unknown_method.returncode == 2
+    assert "Unknown explanation method 'gradcamm'" in said(unknown_method.stderr)
+    layer = latentsight("concepts", "discover", "run", "--layer", "4", *unloadable, cwd=toy)
+    assert layer.returncode == 2 and "did you mean '4:input'?" in said(layer.stderr)
+    assert "no_such_module" not in layer.stderr
+    by = latentsight("concepts", "discover", "run", "--layer", "4:input", "--by", "targte", cwd=toy)
+    assert by.returncode == 2 and "'targte' is not one of 'prediction', 'target'" in said(by.stderr)

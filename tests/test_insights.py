@@ -71,6 +71,13 @@ def test_planted_failing_population_is_the_top_insight(tmp_path):
     assert evidence.q_value < 1e-6 and evidence.effect > 2
     flagged_columns = {i.title.split(" ")[0] for i in run.insights}
     assert "age" not in flagged_columns and "shift" not in flagged_columns
+    # the means are of the validation samples: the description counts them apart
+    assert evidence.details["tested_on"] == "evaluation subsets"
+    in_val = int(samples.loc[list(population), "subset"].eq("val").sum())
+    tested = samples.loc[samples["subset"] == "val"]
+    loss_in = tested.loc[tested.index.isin(population), "loss"].mean()
+    assert f"{len(population)} samples, {in_val} of them in the evaluation" in top.description
+    assert f"mean loss {loss_in:.3g} against" in top.description
 
 
 def test_clean_data_raises_no_aggressor_overfitting_or_representation_insight(tmp_path):

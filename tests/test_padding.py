@@ -243,3 +243,49 @@ def test_a_sample_without_real_positions_is_quarantined_not_given_zero_latents(t
     assert all(error.startswith("no real positions") for error in run.quarantine["error"])
     assert sorted(run.samples["index"]) == sorted(set(range(20)) - empty)
     assert np.abs(run.latent("positions")).sum(axis=1).min() > 0
+
+
+class StackedEncoder(nn.Module):
+    """Two layers in an nn.TransformerEncoder, whose eval-mode fast path under a padding mask
+    hands its layers nested tensors (one length per sample) unless ``nested`` is False."""
+
+    def __init__(self, nested: bool) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Embedding(VOCABULARY, 16, padding_idx=PAD_ID)
+        layer = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=nested)
+        self.head = nn.Linear(16, 2)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        real = ids != PAD_ID
+        hidden = self.encoder(self.embed(ids), src_key_padding_mask=~real)
+        return self.head((hidden * real.unsqueeze(2)).sum(dim=1) / real.sum(dim=1, keepdim=True))
+
+
+def _stacked_project(nested: bool, layers: list[str] | None) -> ls.Project:
+    return ls.Project(
+        model=StackedEncoder(nested).eval(),
+        data={"train": [(ids, int(ids[0]) % 2) for ids in _sequences(24)]},
+        loss=ls.losses.cross_entropy,
+        collate=_ids_collate,
+        padding_mask=lambda ids: ids != PAD_ID,
+        layers=layers,
+    )
+
+
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
+def test_a_transformer_encoder_with_nested_layers_gets_layers_it_can_record(tmp_path):
+    checked = ls.check(_stacked_project(nested=True, layers=None))
+    chosen = [ref.name for ref, _ in checked.layers]
+    assert chosen and not any(name.startswith("encoder.layers") for name in chosen), chosen
+    with pytest.raises(ls.ProjectError, match=r"'encoder.layers.0' gives a nested tensor") as error:
+        ls.check(_stacked_project(nested=True, layers=["encoder.layers.0"]))
+    assert "enable_nested_tensor=False" in str(error.value)
+
+    project = _stacked_project(nested=False, layers=["encoder.layers.0", "head:input"])
+    small = _capture(project, tmp_path / "small", batch_size=3)
+    large = _capture(project, tmp_path / "large", batch_size=24)
+    np.testing.assert_allclose(
+        small.latent("encoder.layers.0"), large.latent("encoder.layers.0"), atol=2e-5
+    )

@@ -611,3 +611,23 @@ def test_class_names_are_stored_and_name_the_label_concepts(tmp_path):
     present = sorted(set(run.samples["target"]))
     assert labels == {f"label == {names[k]}" for k in present}
     assert concepts.class_names == dict(enumerate(names))
+
+
+@pytest.mark.parametrize(
+    ("weights", "inputs", "said"),
+    [
+        (torch.float64, torch.float32, "weights are float64 and the items' inputs float32"),
+        (torch.float32, np.float64, "weights are float32 and the items' inputs float64"),
+        (torch.float16, torch.float32, "weights are float16 and the items' inputs float32"),
+    ],
+)
+def test_inputs_of_another_precision_than_the_weights_are_named(weights, inputs, said):
+    rows = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+    if inputs is np.float64:
+        data = [(row.numpy().astype(np.float64), 0) for row in rows]
+    else:
+        data = [(row.to(inputs), 0) for row in rows]
+    model = nn.Sequential(nn.Linear(4, 2)).to(weights)
+    project = ls.Project(model=model, data={"train": data}, loss=ls.losses.cross_entropy)
+    with pytest.raises(ls.ProjectError, match=rf"{said}: give it inputs of its own dtype"):
+        ls.check(project)

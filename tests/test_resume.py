@@ -227,7 +227,8 @@ def test_resume_refuses_different_settings(tmp_path, project_file):
     )
     (out / "manifest.json").write_text(manifest)
     with pytest.raises(
-        ls.RunStoreError, match=r"batch size \(8 then, 16 now\), chunk size \(24 then, 32 now\)"
+        ls.RunStoreError,
+        match=r"batch size \(8 then, 16 now\), chunk size \(24 then, 32 now\) differ from",
     ) as refused:
         ls.analyze(
             project, out, resume=True, batch_size=16, chunk_size=24, progress=False, insights=False

@@ -80,3 +80,19 @@ def test_editing_the_samples_frame_leaves_the_run_as_it_is(run):
     mine.iloc[0, mine.columns.get_loc("id")] = "edited"
     pd.testing.assert_frame_equal(run.samples, expected)
     assert np.array_equal(run.samples["id"], expected["id"])
+
+
+def test_the_summary_lists_the_subsets_in_the_projects_order(tmp_path):
+    names = ["val", "train", "test", "prod"]
+    data = {name: image_items(8, seed) for seed, name in enumerate(names)}
+    data["prod"] = [image for image, _ in data["prod"]]  # unlabeled
+    project = ls.Project(model=TinyCNN(), data=data, loss=ls.losses.cross_entropy)
+    run = ls.analyze(project, tmp_path / "run", progress=False, insights=False)
+    summary = run.summary()
+    assert list(summary) == names
+    samples = run.samples
+    for name in names:
+        assert summary[name]["samples"] == 8
+    val = samples[samples["subset"] == "val"]
+    assert summary["val"]["mean_loss"] == pytest.approx(val["loss"].mean())
+    assert summary["val"]["accuracy"] == pytest.approx(val["correct"].mean())

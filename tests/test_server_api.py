@@ -348,10 +348,8 @@ def test_explanations_are_computed_on_demand_and_cached_in_the_run(client, run):
     assert options["available"] is True
     assert options["layers"] == ["features.0.0", "features.1.0", "features.2.0"]
     assert {"gradcam", "layercam", "integrated_gradients"} <= set(options["methods"])
-    assert options["layered"] == ["gradcam", "layercam"] and options["targets"] == [
-        "predicted",
-        "label",
-    ]
+    assert options["layered"] == ["gradcam", "layercam"]
+    assert options["targets"] == ["predicted", "label", *CLASS_NAMES]
     sample_id = run.samples["id"].iloc[7]
     asked = {"id": sample_id, "method": "gradcam", "layer": "features.1.0", "target": "label"}
     made = client.post("/api/explain", json=asked)
@@ -373,10 +371,26 @@ def test_explanations_are_computed_on_demand_and_cached_in_the_run(client, run):
     expected = overlay(np.asarray(run.render(sample_id).convert("RGB")), fresh.maps[0])
     drawn = np.asarray(Image.open(io.BytesIO(heat.content)), np.int16)
     assert np.abs(drawn - np.asarray(expected, np.int16)).max() <= 2
+    any_layer = client.get("/api/sample/heatmap", params={"id": sample_id, "method": "gradcam"})
+    assert any_layer.status_code == 200 and any_layer.content == heat.content
     default = client.post("/api/explain", json={"id": sample_id, "method": "saliency"})
     assert default.json() == {"method": "saliency", "layer": None, "target": "predicted"}
     saliency = client.get("/api/sample/heatmap", params={"id": sample_id, "method": "saliency"})
     assert saliency.status_code == 200
+    # the spellings the CLI and run.explain take: a short method name, a class by name or index
+    for target, key in (("square", "class-1"), ("2", "class-2")):
+        made = client.post("/api/explain", json={"id": sample_id, "method": "ig", "target": target})
+        assert made.status_code == 200, made.text
+        assert made.json() == {"method": "integrated_gradients", "layer": None, "target": key}
+        drawn = client.get(
+            "/api/sample/heatmap",
+            params={"id": sample_id, "method": "integrated_gradients", "target": key},
+        )
+        assert drawn.status_code == 200
+    by_index = run.explain(sample_id, method="integrated_gradients", target=2)
+    assert by_index.classes[0] == 2
+    unknown = client.post("/api/explain", json={"id": sample_id, "method": "ig", "target": "dog"})
+    assert unknown.status_code == 422 and "'square'" in unknown.json()["detail"]
 
 
 def test_without_a_model_the_cached_explanations_are_shown_and_the_way_to_more_said(run):

@@ -151,6 +151,14 @@ def test_an_unlabeled_subset_leaves_every_detector_and_the_concept_labels_workin
         k = int(name.removeprefix("label == "))
         assert (columns[name] == run.samples["target"].eq(k).fillna(False).to_numpy()).all()
         assert not columns[name][unlabeled].any()
+    # the report shows the unlabeled samples the model is least sure of, not a "loss nan"
+    report = run.report(tmp_path / "report.html").read_text()
+    assert "Hardest in val" in report and "Least confident in prod" in report
+    assert "loss nan" not in report
+    prod = run.samples[unlabeled].sort_values("confidence", kind="stable")
+    shown = report.split("Least confident in prod")[1].split("</div>")[0]
+    lowest = prod["confidence"].iloc[0]
+    assert f"confidence {lowest:.4g}" in shown
 
 
 def test_targets_that_are_not_classes_give_no_label_concepts():
@@ -308,3 +316,63 @@ def test_a_longer_bare_list_item_says_how_to_give_token_ids():
     )
     with pytest.raises(ls.ProjectError, match=r"sequence of token ids is one input"):
         ls.check(project)
+
+
+def _class_and_value_run(tmp_path, name: str, targets) -> ls.Run:
+    """A two-class run of the TinyCNN whose targets are ``targets(label)`` and whose loss is the
+    cross-entropy of the label the targets hold first (or of the probabilities they are)."""
+    images = _images(32, 5)
+    labels = (images[:, 0].mean(dim=(1, 2)) > 0.5).long()
+    data = {"train": [(x, targets(int(y))) for x, y in zip(images, labels, strict=True)]}
+
+    def loss(out, target):
+        if target.shape[1] == 2 and torch.all(target.sum(dim=1) == 1):
+            return F.cross_entropy(out, target, reduction="none")
+        return F.cross_entropy(out, target[:, 0].long(), reduction="none")
+
+    model = TinyCNN(n_classes=2)
+    project = ls.Project(model=model, data=data, loss=loss, task="classification")
+    run = ls.analyze(project, out=tmp_path / name, progress=False, insights=False)
+    with torch.inference_mode():
+        predictions = model.eval()(images).argmax(dim=1)
+    assert (run.samples["prediction"].to_numpy() == predictions.numpy()).all()
+    return run, predictions == labels
+
+
+def test_correct_reads_one_hot_targets_and_not_other_pairs_of_values(tmp_path):
+    one_hot, right = _class_and_value_run(
+        tmp_path, "one_hot", lambda label: F.one_hot(torch.tensor(label), 2).float()
+    )
+    assert (one_hot.samples["correct"].to_numpy() == right.numpy()).all()
+    assert one_hot.summary()["train"]["accuracy"] == pytest.approx(float(right.float().mean()))
+    # (class, value) pairs are not class probabilities: their argmax is no class
+    pairs, _ = _class_and_value_run(
+        tmp_path, "pairs", lambda label: torch.tensor([float(label), 2.5 - 3.0 * label])
+    )
+    assert "correct" not in pairs.samples.columns
+    assert "accuracy" not in pairs.summary()["train"]
+
+
+def test_class_names_as_targets_are_refused_by_the_ready_made_losses_and_never_scored(tmp_path):
+    names = ["no", "yes"]
+    images = _images(16, 6)
+    data = {"train": [(x, names[i % 2]) for i, x in enumerate(images)]}
+    ready_made = (
+        (ls.losses.cross_entropy, names),
+        (ls.losses.binary_cross_entropy, names),
+        (ls.losses.mse, None),
+    )
+    for loss, classes in ready_made:
+        with pytest.raises(ls.ProjectError, match=r"list of str \('no', ...\).*classes\.index"):
+            ls.check(ls.Project(model=TinyCNN(n_classes=2), data=data, loss=loss, classes=classes))
+
+    def by_name(out, target):
+        indices = torch.tensor([names.index(name) for name in target])
+        return F.cross_entropy(out, indices, reduction="none")
+
+    project = ls.Project(
+        model=TinyCNN(n_classes=2), data=data, loss=by_name, classes=names, task="classification"
+    )
+    run = ls.analyze(project, out=tmp_path / "names", progress=False, insights=False)
+    assert "correct" not in run.samples.columns, "text targets are never equal to a class index"
+    assert run.samples["prediction"].between(0, 1).all()

@@ -193,6 +193,26 @@ def warnings_panel(warnings: list[str], title: str = "warnings") -> Panel:
     return Panel("\n".join(warnings), title=title, border_style="yellow")
 
 
+def _analysis_text(run: Run) -> str:
+    """The stored analysis in a line: its layer, view and insights, or how to make one."""
+    if not run.analysed:
+        return f"none yet: `latentsight insights {run.path}` analyses the run"
+    info = run.analysis_info
+    return f"layer {info['layer']} ({info['view']} view), {len(run.insights)} insights"
+
+
+def _stored_text(run: Run) -> str:
+    """What later commands stored in the run beside the capture: concept tables, explanations."""
+    from latentsight.store.concepts import stored_tables
+    from latentsight.store.explanations import EXPLANATIONS, has_maps
+
+    parts = [f"concepts/{table.file.name}" for table in stored_tables(run.path)]
+    if has_maps(run.path):
+        entries = [folder for folder in (run.path / EXPLANATIONS).iterdir() if folder.is_dir()]
+        parts.append(f"explanation maps ({len(entries)} method, layer and target choices)")
+    return ", ".join(parts) or "-"
+
+
 def run_view(run: Run) -> Group:
     """What a run holds: provenance, subsets with headline figures, layers, columns, quarantine."""
     manifest = run.manifest
@@ -226,6 +246,8 @@ def run_view(run: Run) -> Group:
         "versions",
         f"latentsight {provenance['latentsight_version']}, torch {provenance['torch_version']}",
     )
+    facts.add_row("analysis", _analysis_text(run))
+    facts.add_row("stored", _stored_text(run))
 
     summary = run.summary()
     quarantined = run.quarantine["subset"].value_counts().to_dict() if len(run.quarantine) else {}

@@ -103,6 +103,13 @@ class View(str, Enum):
     grid = "grid"
 
 
+class Grouping(str, Enum):
+    """What places a sample in a class when concepts are discovered per class."""
+
+    prediction = "prediction"
+    target = "target"
+
+
 def _version(shown: bool) -> None:
     if shown:
         console.print(f"latentsight {__version__}")
@@ -168,7 +175,7 @@ _PYTHON_ONLY = {  # Python advice in the library's messages -> what a shell user
     " (in Python: run.attach(project))": "",
     "run.attach(project); on the command line, ": "",
     "run.attach(project), or ": "",
-    "open it with latentsight.open_run": "inspect it with latentsight info RUN",
+    "; in Python, latentsight.open_run)": ")",
     "with latentsight.analyze": "with latentsight analyze",
     ", or pass annotations= to run.concepts()": " and capture the run again (latentsight "
     "analyze PROJECT --out RUN --overwrite)",
@@ -386,8 +393,13 @@ def insights(
         ),
     ] = None,
     view: Annotated[
-        View, typer.Option(help="Latent view to analyse: mean, or grid for conv maps.")
-    ] = View.mean,
+        Optional[View],  # noqa: UP045 - typer needs Optional on Python 3.10
+        typer.Option(
+            help="Latent view to analyse: mean, or grid for conv maps [default: mean; with "
+            "neither --layer nor --view, the stored analysis's layer and view].",
+            show_default=False,
+        ),
+    ] = None,
     recompute: Annotated[
         bool, typer.Option(help="Analyse again even if the run already has an analysis.")
     ] = False,
@@ -414,10 +426,13 @@ def insights(
     one, it also audits shortcuts and ties discovered concepts to the loss."""
     try:
         opened = _open(run)
-        stale = recompute or layer is not None or view != View.mean or project is not None
+        stale = recompute or layer is not None or view is not None or project is not None
         if stale or not opened.analysed:
-            _check_layer_view(opened, layer, view.value)
             before = opened.analysis_info if opened.analysed else None
+            if layer is None and view is None and before is not None:  # the stored ones
+                layer, view = before["layer"], View(before["view"])
+            view = view or View.mean
+            _check_layer_view(opened, layer, view.value)
             _attach_model(opened, project, "analysed without the model")
             opened.analyze(layer=layer, view=view.value)
             if before is not None:
@@ -498,14 +513,18 @@ def explain(
     from latentsight._loading import project_for_run
     from latentsight.attribution_methods import method_name
     from latentsight.classes import explained_target
+    from latentsight.explain.session import sample_rows
     from latentsight.store.files import check_writable
 
+    wanted = [part.strip() for part in ids.split(",") if part.strip()]
     try:
+        method_name(method)
         opened = _open(run)
+        sample_rows(opened, wanted)  # unknown ids are named before the model loads
         folder = check_writable(out or opened.path / "explanations" / "png", folder=True)
         opened.attach(project_for_run(opened.manifest, project))
         found = opened.explain(
-            [part.strip() for part in ids.split(",") if part.strip()],
+            wanted,
             method=method,
             layer=layer,
             target=int(target) if target.isdigit() else target,
@@ -758,6 +777,7 @@ def concepts_audit(
     that lean on a concept other than themselves (a likely shortcut). Needs the model."""
     from latentsight._loading import project_for_run
     from latentsight.concepts.display import audit_view
+    from latentsight.store.concepts import audit_file
 
     try:
         opened = _open(run)
@@ -767,6 +787,13 @@ def concepts_audit(
         console.print(audit_view(audit))
         for insight in audit.insights:
             console.print(f"[bold red]{insight.title}[/]: {insight.description}")
+        if not audit.insights:
+            console.print(
+                f"No class leans on a concept other than itself in {escape(audit.layer)}'s "
+                "driving neurons. Shortcuts found from the metadata are among the insights: "
+                f"`latentsight insights {escape(str(opened.path))}`."
+            )
+        console.print(f"Stored in {audit_file(opened.path)} (shown by report and serve).")
     except LatentsightError as error:
         _fail(error)
 
@@ -779,11 +806,17 @@ def concepts_discover(
         str, typer.Option(help="Concepts per dictionary, or 'auto' (a k sweep).")
     ] = "auto",
     per_class: Annotated[
-        bool, typer.Option("--per-class/--global", help="One dictionary per class, or one.")
-    ] = True,
-    by: Annotated[str, typer.Option(help="Group classes by 'prediction' or 'target'.")] = (
-        "prediction"
-    ),
+        Optional[bool],  # noqa: UP045 - typer needs Optional on Python 3.10
+        typer.Option(
+            "--per-class/--global",
+            show_default=False,
+            help="One dictionary per class, or one [default: per class for a classification "
+            "run, else one].",
+        ),
+    ] = None,
+    by: Annotated[
+        Grouping, typer.Option(help="Group classes by the model's prediction or the target.")
+    ] = Grouping.prediction,
     project: Annotated[
         Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
         typer.Option(
@@ -814,19 +847,20 @@ def concepts_discover(
     from latentsight.discovery.display import bank_view
     from latentsight.store.files import check_writable
 
+    chosen = k if k == "auto" else int(k) if k.isdigit() else None
+    if chosen is None:
+        raise typer.BadParameter(f"--k {k!r}: give a number of concepts or 'auto'.")
     try:
         opened = _open(run)
+        opened.views(layer)  # a layer the run did not record is named before the model loads
         if grids is not None:
             check_writable(grids, folder=True)
         _attach_model(opened, project, "no model, no importance")
-        chosen = k if k == "auto" else int(k) if k.isdigit() else None
-        if chosen is None:
-            raise typer.BadParameter(f"--k {k!r}: give a number of concepts or 'auto'.")
         bank = opened.discover_concepts(
             layer,
             per_class=per_class,
             k=chosen,
-            settings=DiscoverySettings(by=by),  # type: ignore[arg-type]
+            settings=DiscoverySettings(by=by.value),
             progress=True,
             save=save,
         )

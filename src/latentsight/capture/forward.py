@@ -164,7 +164,9 @@ def forward_items(spec: ForwardSpec, items: Sequence[ParsedItem]) -> ForwardResu
         columns["target"] = target_column(batch.targets, size)
     columns.update(stored)
     if labeled and "prediction" in columns:
-        correct = correct_column(spec.task, columns["prediction"], columns["target"])
+        probabilities = columns.get("probabilities")
+        n_classes = None if probabilities is None else probabilities.shape[1]
+        correct = correct_column(spec.task, columns["prediction"], columns["target"], n_classes)
         if correct is not None:
             columns["correct"] = correct
     with stage("metadata"):

@@ -154,6 +154,13 @@ def layer_tensor(ref: LayerRef, value: Any) -> torch.Tensor:
     tensor = first_tensor(value)
     if tensor is None:
         raise ProjectError(no_tensor_message(ref))
+    if tensor.is_nested:
+        raise ProjectError(
+            f"Layer {ref.name!r} gives a nested tensor (one length per sample), as the layers "
+            "inside an nn.TransformerEncoder do in eval mode with a padding mask (PyTorch's "
+            "fast path): record the encoder itself, whose output is padded again, or build it "
+            "with nn.TransformerEncoder(..., enable_nested_tensor=False) to record its layers."
+        )
     return tensor
 
 
@@ -193,7 +200,7 @@ def default_layers(model: nn.Module, forward: Callable[[], Any], batch_size: int
 
     Runs ``forward`` once with a hook on every module to see, in execution order, which modules
     produce spatial maps and which Linear module runs last; a module that runs more than once or
-    whose output is not batch first is never chosen.
+    whose output is not batch first (or is nested, one length per sample) is never chosen.
     """
     fired: list[tuple[str, torch.Tensor | None]] = []
     handles = [
@@ -213,7 +220,8 @@ def default_layers(model: nn.Module, forward: Callable[[], Any], batch_size: int
     fired = [
         (name, out)
         for name, out in fired
-        if runs[name] == 1 and (out is None or (out.dim() > 0 and out.shape[0] == batch_size))
+        if runs[name] == 1
+        and (out is None or (not out.is_nested and out.dim() > 0 and out.shape[0] == batch_size))
     ]
     chosen: list[LayerRef] = []
     spatial = [

@@ -189,14 +189,23 @@ def prediction_columns(task: str, outputs: Any, batch_size: int) -> dict[str, An
     return {"prediction": out[:, 0] if out.shape[1] == 1 else out}
 
 
-def correct_column(task: str, prediction: np.ndarray, target: Any) -> np.ndarray | None:
-    """Whether each prediction is right: its class (the largest of one-hot or soft labels), or
-    every label of a multilabel sample (exact match); None where the task or the targets' form
-    has no right answer to compare."""
+def correct_column(
+    task: str, prediction: np.ndarray, target: Any, n_classes: int | None
+) -> np.ndarray | None:
+    """Whether each prediction is right: its class (the largest of one-hot or soft labels, rows
+    of ``n_classes`` probabilities), or every label of a multilabel sample (exact match); None
+    where the task or the targets' form has no right answer to compare (class names as text,
+    targets of several values that are not class probabilities)."""
     if task in ("classification", "binary") and np.ndim(target) == 1:
-        return prediction == target
-    if task == "classification" and np.ndim(target) == 2:  # one-hot or soft labels
-        return prediction == np.asarray(target).argmax(axis=1)
+        return prediction == target if np.asarray(target).dtype.kind in "biuf" else None
+    if task == "classification" and np.ndim(target) == 2:
+        labels = np.asarray(target, dtype=np.float64)
+        soft = (
+            labels.shape[1] == n_classes
+            and labels.min() >= 0
+            and np.allclose(labels.sum(axis=1), 1, atol=1e-3)
+        )
+        return prediction == labels.argmax(axis=1) if soft else None
     if task == "multilabel" and isinstance(target, list):
         labels = np.asarray(target, dtype=np.float64)
         if labels.shape == prediction.shape:

@@ -247,11 +247,29 @@ def _runnable(
     if not usable:
         raise ProjectError(
             f"Running the model on the first items of subset {items[0].subset!r} failed: "
-            f"{first_error!r}.{_input_hint(items[0].input)} Check that the items are in the form "
+            f"{first_error!r}.{_input_hint(items[0].input)}{_dtype_hint(model, items[0].input)} "
+            "Check that the items are in the form "
             "the model expects (and that Project.collate, if given, builds the batch the model "
             "takes)."
         ) from first_error
     return usable
+
+
+def _dtype_hint(model: nn.Module, value: Any) -> str:
+    """What to do when the model's weights and the items' float inputs differ in precision."""
+    weights = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        value = torch.from_numpy(np.empty(0, dtype=value.dtype))
+    if weights is None or not isinstance(value, torch.Tensor) or not value.is_floating_point():
+        return ""
+    if value.dtype == weights:
+        return ""
+    name, found = (str(dtype).removeprefix("torch.") for dtype in (weights, value.dtype))
+    return (
+        f" The model's weights are {name} and the items' inputs {found}: give it inputs of its "
+        f"own dtype (x.to(torch.{name}) in the data set), or convert the model "
+        f"(model.to(torch.{found}))."
+    )
 
 
 def _input_hint(value: Any) -> str:

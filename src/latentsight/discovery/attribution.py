@@ -77,7 +77,14 @@ def _gradient(
     for rows in _batches(len(codes), size):
         masks = torch.ones(len(rows), 1, decoder.k, dtype=torch.float64, requires_grad=True)
         with torch.enable_grad():
-            decoder.scores(inputs(rows), codes[rows], masks, labels[rows]).sum().backward()
+            scores = decoder.scores(inputs(rows), codes[rows], masks, labels[rows])
+            if not scores.requires_grad:
+                raise DiscoveryError(
+                    f"the class logits are not computed from layer {decoder.ref.name!r} (it feeds "
+                    "another output, such as a second head), so its concepts have no share in "
+                    "them: record a layer the logits are computed from"
+                )
+            scores.sum().backward()
         out.append(masks.grad[:, 0].numpy())
     return np.concatenate(out)
 

@@ -25,6 +25,8 @@ from latentsight.discovery.store import save_bank
 if TYPE_CHECKING:
     from latentsight.store.run import Run
 
+CLASS_TASKS = ("classification", "binary")  # tasks with one class per sample
+
 
 @dataclass(frozen=True)
 class DiscoverySettings:
@@ -73,6 +75,19 @@ def _select_rows(samples: pd.DataFrame, subset: str | Sequence[str] | None) -> n
             f"{sorted(samples['subset'].unique())}."
         )
     return np.flatnonzero(samples["subset"].isin(wanted).to_numpy())
+
+
+def _per_class(per_class: bool | None, task: str) -> bool:
+    """Whether to fit one dictionary per class: by default, where the run's task has classes."""
+    if per_class is None:
+        return task in CLASS_TASKS
+    if per_class and task not in CLASS_TASKS:
+        raise DiscoveryError(
+            f"per_class makes one dictionary per class, and this run's task is {task!r}, which "
+            "gives no single class per sample: use per_class=False (on the command line, "
+            "--global)."
+        )
+    return per_class
 
 
 def _groups(samples: pd.DataFrame, per_class: bool, by: str) -> list[tuple[int | None, np.ndarray]]:
@@ -180,14 +195,38 @@ def _head(run: Run, layer: str, dim: int, notes: list[str]) -> LinearHead | None
     if isinstance(found, str):
         notes.append(found)
         return None
-    return found
+    return _class_logits(found, run.manifest, notes)
+
+
+def _class_logits(head: LinearHead, manifest: dict, notes: list[str]) -> LinearHead | None:
+    """The head with one row per class logit, as importance reads it, or None (with a note)
+    when its outputs are not the run's class logits (a regression head, a second head). A
+    binary head's one logit is class 1's log-odds; class 0's is its negative."""
+    task, outputs = manifest["task"], head.weight.shape[0]
+    if task == "binary" and outputs == 1:
+        return LinearHead(
+            head.name, np.concatenate([-head.weight, head.weight]), np.array([-1, 1]) * head.bias
+        )
+    if task == "classification" and outputs == manifest.get("n_classes"):
+        return head
+    if task in CLASS_TASKS:
+        notes.append(
+            f"head {head.name!r} gives {outputs} outputs, not the logits of the run's classes: "
+            "importance reads the head that makes the logits; record that head's input"
+        )
+    else:
+        notes.append(
+            f"importance is a concept's share of a class logit, and this run's task is {task!r}: "
+            "the table has none"
+        )
+    return None
 
 
 def discover_concepts(
     run: Run,
     layer: str,
     *,
-    per_class: bool = True,
+    per_class: bool | None = None,
     k: int | Literal["auto"] = "auto",
     settings: DiscoverySettings | None = None,
     subset: str | Sequence[str] | None = None,
@@ -197,6 +236,9 @@ def discover_concepts(
     importance_through_model: bool = True,
 ) -> ConceptBank:
     """Discover the concepts of a layer from its stored pooled latents; see :class:`ConceptBank`.
+
+    ``per_class`` fits one dictionary per class (by default where the run's task has one class
+    per sample: classification, binary) or, False, one for all samples.
 
     With ``save`` the table is kept in the run (``<run>/concepts/``) for the report and the
     dashboard (``.stored`` is its file), except where it has no importance (no model) and the
@@ -208,6 +250,7 @@ def discover_concepts(
         raise DiscoveryError(f"naming_scope={settings.naming_scope!r}: give 'all' or 'group'.")
     if k != "auto" and (not isinstance(k, int) or k < 1):
         raise DiscoveryError(f"k={k!r}: give a number of concepts >= 1, or 'auto'.")
+    per_class = _per_class(per_class, run.manifest["task"])
     latents_all = run.latent(layer)
     samples = run.samples
     rows = _select_rows(samples, subset)
@@ -271,7 +314,13 @@ def discover_concepts(
         table.insert(2, "class_name", table["class"].map(lambda c: names_by_class.get(c, c)))
     concepts = ConceptBank(run, layer, samples, latents, banks, table, head=head, notes=notes)
     if head is None and run.project is not None and importance_through_model:
-        fill_table_importance(concepts)
+        if run.manifest["task"] == "classification":
+            fill_table_importance(concepts)
+        else:
+            notes.append(
+                "no importance through the model: it reads a class logit, one of several, and "
+                f"this run's task is {run.manifest['task']!r}"
+            )
     if save:
         concepts.stored = save_bank(
             concepts, settings=settings, k=k, per_class=per_class, subset=subset

@@ -84,8 +84,9 @@ def default_layer(session: ModelSession) -> str:
     convolutions = spatial_modules(session.model)
     if not convolutions:
         raise ExplanationError(
-            f"{type(session.model).__name__} has no Conv2d layer: name the layer to explain at "
-            "with layer=..., or use an input method such as 'integrated_gradients'."
+            f"{type(session.model).__name__} has no Conv2d layer: name the convolutional layer "
+            "to explain at with layer=..., or, for image inputs, use an input method such as "
+            "'integrated_gradients'."
         )
     return convolutions[-1]
 

@@ -142,7 +142,8 @@ class ModelSession:
             shape = tuple(batch.shape) if isinstance(batch, torch.Tensor) else type(batch).__name__
             raise ExplanationError(
                 f"Explanations need image inputs, a batch of shape (N, C, H, W); this Project's "
-                f"inputs collate to {shape}."
+                f"inputs collate to {shape}. Their maps are drawn over the image, so tabular rows "
+                "and token ids are not explained (see docs/explanations.md)."
             )
         return to_device(batch, self.device).float()
 

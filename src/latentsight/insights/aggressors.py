@@ -97,8 +97,8 @@ class PerformanceAggressors(Detector):
                     population=population_ids(ctx, full_mask),
                     evidence=[evidence],
                     description=(
-                        f"{population.name} ({int(full_mask.sum())} samples) has mean {column} "
-                        f"{mean_in:.3g} against {mean_out:.3g} elsewhere."
+                        f"{population.name} ({_counted(int(full_mask.sum()), len(inside))}) has "
+                        f"mean {column} {mean_in:.3g} against {mean_out:.3g} elsewhere."
                         + stands_out(
                             ctx.samples,
                             [c for c in ctx.metadata_columns if c != population.column],
@@ -112,3 +112,11 @@ class PerformanceAggressors(Detector):
                 )
             )
         return DetectorResult(insights, info={"tested": len(populations) * len(columns)})
+
+
+def _counted(population: int, tested: int) -> str:
+    """The population's size, and how many of its samples the test read when fewer (the
+    evaluation subsets only)."""
+    if tested == population:
+        return f"{population} samples"
+    return f"{population} samples, {tested} of them in the evaluation subsets the means are of"

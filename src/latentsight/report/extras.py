@@ -75,10 +75,13 @@ def heatmaps(run_dir: Path, sample_id: str) -> list[Heatmap]:
 def find_heatmap(
     run_dir: Path, sample_id: str, method: str, layer: str | None, target: str | None
 ) -> Heatmap | None:
-    """The sample's cached map by this method at this layer (for ``target``, or any), or None."""
+    """The sample's newest cached map by this method at this layer (or any layer) for
+    ``target`` (or any), or None."""
     for candidate in heatmaps(run_dir, sample_id):
-        if (candidate.method, candidate.layer) == (method, layer or None) and (
-            target is None or candidate.target == target
+        if (
+            candidate.method == method
+            and (layer is None or candidate.layer == layer)
+            and (target is None or candidate.target == target)
         ):
             return candidate
     return None

@@ -255,16 +255,22 @@ def samples(data: ReportData) -> str:
     parts = []
     for subset in [s["name"] for s in data.manifest["subsets"]]:
         members = np.flatnonzero((points["subset"] == subset).to_numpy())
-        rows = tables.hardest(points, members, GALLERY)
+        scored = "loss" in points and points["loss"].iloc[members].notna().any()
+        if not scored and "confidence" in points:  # unlabeled: no loss, the least sure first
+            heading, score = "Least confident in", "confidence"
+            rows = tables.least_confident(points, members, GALLERY)
+        else:
+            heading, score = "Hardest in", "loss" if scored else None
+            rows = tables.hardest(points, members, GALLERY)
         if not rows:
             continue
         gallery = "".join(
-            _thumbnail(data, row, f"loss {_fmt(points['loss'].iloc[row])}", heat)
-            if "loss" in points
-            else _thumbnail(data, row, "", heat)
+            _thumbnail(
+                data, row, "" if score is None else f"{score} {_fmt(points[score].iloc[row])}", heat
+            )
             for row in rows
         )
-        parts.append(f'<h3>Hardest in {escape(subset)}</h3><div class="gallery">{gallery}</div>')
+        parts.append(f'<h3>{heading} {escape(subset)}</h3><div class="gallery">{gallery}</div>')
     medoids = tables.cluster_medoids(
         points[["map_x", "map_y"]].to_numpy(np.float64), points["cluster"].to_numpy()
     )

@@ -108,6 +108,15 @@ def hardest(samples: pd.DataFrame, population: np.ndarray | None = None, k: int 
     return rows[:k].tolist()
 
 
+def least_confident(samples: pd.DataFrame, population: np.ndarray, k: int = 6) -> list[int]:
+    """Row positions of the ``k`` samples of a population the model is least sure of: the
+    hardest of an unlabeled subset, which has no loss."""
+    rows = np.asarray(population, dtype=int)
+    confidence = samples["confidence"].to_numpy(dtype=np.float64)[rows]
+    order = np.argsort(np.where(np.isnan(confidence), np.inf, confidence), kind="stable")
+    return rows[order][:k].tolist()
+
+
 def cluster_medoids(coords: np.ndarray, clusters: np.ndarray, top: int = 12) -> list[int]:
     """For the ``top`` largest clusters, the row of the sample nearest the cluster's map centre."""
     labels, sizes = np.unique(clusters, return_counts=True)

@@ -80,6 +80,7 @@ class Explanations:
         targets = ["predicted"]
         if "target" in self.run.samples and self.run.samples["target"].notna().any():
             targets.append("label")
+        targets.extend(self.run.class_names.values())  # a class by name
         layered = [name for name, method in METHODS.items() if method.layered]
         return Options(
             True,
@@ -121,7 +122,7 @@ class Explanations:
                 self._drawn.popitem(last=False)
         return drawn
 
-    def compute(self, sample_id: str, method: str, layer: str | None, target: str) -> None:
+    def compute(self, sample_id: str, method: str, layer: str | None, target: str | int) -> None:
         """Explain one sample with the attached model; the map lands in the run's cache."""
         with self._compute:
             self.run.explain([sample_id], method=method, layer=layer, target=target)

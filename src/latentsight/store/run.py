@@ -545,7 +545,7 @@ class Run:
         self,
         layer: str,
         *,
-        per_class: bool = True,
+        per_class: bool | None = None,
         k: int | str = "auto",
         settings: DiscoverySettings | None = None,
         subset: str | Sequence[str] | None = None,
@@ -554,7 +554,7 @@ class Run:
         save: bool = True,
     ) -> ConceptBank:
         """Concepts the model learned in a layer, found without labels (dictionary learning on
-        the stored latents, per class or global), with importance (needs the attached
+        the stored latents, per class by default for classification runs, else global), with importance (needs the attached
         Project: closed form for a linear head, else through the model), prevalence,
         reliability and INVERT names: ``.table``, ``.top_samples(c)``,
         ``.importance(sample_id)``, ``.heatmaps(ids, c)``, ``.fidelity()``, ``.sweeps``; kept
@@ -589,7 +589,8 @@ class Run:
         return write_report(self, path)
 
     def summary(self) -> dict[str, Any]:
-        """Headline figures per subset: samples, mean loss and accuracy where they exist."""
+        """Headline figures per subset, in the Project's order: samples, mean loss and accuracy
+        where they exist."""
         columns = set(self.sql("SELECT * FROM samples LIMIT 0").columns)
         parts = ["subset", "count(*) AS samples"]
         if "loss" in columns:
@@ -597,7 +598,9 @@ class Run:
         if "correct" in columns:
             parts.append("avg(correct::DOUBLE) AS accuracy")
         frame = self.sql(f"SELECT {', '.join(parts)} FROM samples GROUP BY subset").df()
-        return {row.pop("subset"): row for row in frame.to_dict("records")}
+        found = {row.pop("subset"): row for row in frame.to_dict("records")}
+        planned = [subset["name"] for subset in self.manifest["subsets"]]
+        return {name: found[name] for name in planned if name in found}  # the Project's order
 
     @property
     def project(self) -> Project | None:

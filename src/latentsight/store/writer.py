@@ -393,8 +393,8 @@ def _continued(path: Path, manifest: dict[str, Any], *, resume: bool) -> dict[st
     existing = read_manifest(path)
     if existing["status"] == STATUS_COMPLETE:
         raise RunStoreError(
-            f"A complete run already exists at {path}: open it with latentsight.open_run, or "
-            "pass overwrite=True (--overwrite) to replace it."
+            f"A complete run already exists at {path}: open it (latentsight info {path}; in "
+            "Python, latentsight.open_run), or pass overwrite=True (--overwrite) to replace it."
         )
     if not resume:
         raise RunStoreError(
@@ -509,7 +509,7 @@ def _check_same_capture(existing: dict[str, Any], new: dict[str, Any], path: Pat
     named, same = _differences(existing.get("capture_key_parts", {}), new["capture_key_parts"])
     if named:
         raise RunStoreError(
-            f"Cannot resume the run at {path}: its {named} differ from the interrupted capture. "
+            f"Cannot resume the run at {path}: its {named} from the interrupted capture. "
             f"Resume with the same model, data and settings{same}, or pass overwrite=True "
             "(--overwrite) to start again."
         )
@@ -528,7 +528,7 @@ def complete_capture(path: Path, settings: CaptureSettings) -> bool:
     named, same = _differences(existing.get("capture_key_parts", {}), sizes)
     if named:
         raise RunStoreError(
-            f"The run at {path} is already complete, and its {named} differ: a resume keeps "
+            f"The run at {path} is already complete, and its {named}: a resume keeps "
             "the recorded sizes and would not use the new ones. Pass overwrite=True "
             f"(--overwrite) to capture it again with the new sizes, or resume with the "
             f"recorded ones{same}."
@@ -538,7 +538,8 @@ def complete_capture(path: Path, settings: CaptureSettings) -> bool:
 
 def _differences(before: dict[str, Any], now: dict[str, Any]) -> tuple[str, str]:
     """The capture key parts of ``now`` that differ from the recorded ones (``before``), named
-    for a message, and the recorded settings among them (`` (here batch_size=8)``), or ``""``."""
+    for a message with their verb (``"model differs"``), and the recorded settings among them
+    (`` (here batch_size=8)``); ``""`` twice when none differs."""
     differences = [
         name
         for name, value in now.items()
@@ -554,7 +555,10 @@ def _differences(before: dict[str, Any], now: dict[str, Any]) -> tuple[str, str]
     settings = [
         f"{SETTING_OPTIONS[name]}={before[name]}" for name in differences if name in SETTING_OPTIONS
     ]
-    return ", ".join(named), f" (here {', '.join(settings)})" if settings else ""
+    if not named:
+        return "", ""
+    verb = "differs" if len(named) == 1 else "differ"
+    return f"{', '.join(named)} {verb}", f" (here {', '.join(settings)})" if settings else ""
 
 
 def _read_shards(directory: Path, kind: str, schema: pa.Schema) -> pa.Table:

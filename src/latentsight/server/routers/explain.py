@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
+from latentsight.attribution_methods import method_name
 from latentsight.errors import LatentsightError
 from latentsight.server.deps import StateDep
 from latentsight.server.models import ExplainIn, ExplainOptions, ExplanationOut
@@ -27,27 +28,40 @@ def explain(request: ExplainIn, state: StateDep) -> ExplanationOut:
         raise HTTPException(409, options.note)
     if request.id not in state.row_of:
         raise HTTPException(404, f"No sample with id {request.id!r} in this run.")
-    if request.method not in options.methods:
+    from latentsight.explain.targets import parse_target  # torch: only with a model
+
+    try:
+        method = method_name(request.method)
+    except LatentsightError as error:
+        raise HTTPException(422, str(error)) from None
+    if method not in options.methods:
         raise HTTPException(
-            422, f"Unknown method {request.method!r}: choose one of {options.methods}."
+            422, f"Method {method!r} cannot run here: choose one of {options.methods}."
         )
     layer = request.layer
-    if request.method in options.layered:
+    if method in options.layered:
         layer = layer or options.default_layer
         if layer not in options.layers:
             raise HTTPException(
-                422, f"{request.method} explains at a convolution; choose one of {options.layers}."
+                422, f"{method} explains at a convolution; choose one of {options.layers}."
             )
     elif layer is not None:
         raise HTTPException(
-            422, f"{request.method} attributes to the input and takes no layer; leave it out."
+            422, f"{method} attributes to the input and takes no layer; leave it out."
         )
-    if request.target not in options.targets:
+    given = int(request.target) if request.target.isdigit() else request.target
+    try:
+        target = parse_target(given, state.explanations.run.class_names)
+    except LatentsightError:
+        target = None
+    if target is None or (target.kind == "label" and "label" not in options.targets):
         raise HTTPException(
-            422, f"Unknown target {request.target!r}: choose one of {options.targets}."
+            422,
+            f"Unknown target {request.target!r}: choose one of {options.targets}, or a class "
+            "index.",
         )
     try:
-        state.explanations.compute(request.id, request.method, layer, request.target)
+        state.explanations.compute(request.id, method, layer, given)
     except LatentsightError as error:
         raise HTTPException(422, f"Explaining {request.id!r} failed: {error}") from None
-    return ExplanationOut(method=request.method, layer=layer, target=request.target)
+    return ExplanationOut(method=method, layer=layer, target=target.key)

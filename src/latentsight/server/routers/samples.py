@@ -40,7 +40,8 @@ def sample_heatmap(
     state: StateDep,
     method: Annotated[str, Query(max_length=200, description="explanation method")],
     layer: Annotated[
-        str | None, Query(max_length=1000, description="layer, for layer methods")
+        str | None,
+        Query(max_length=1000, description="layer, for layer methods (default: any cached)"),
     ] = None,
     target: Annotated[
         str | None, Query(max_length=200, description="target (default: any cached)")
