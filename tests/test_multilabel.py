@@ -99,11 +99,14 @@ def test_report_and_dashboard_show_label_sets(tagged, tmp_path):
     assert len(shown["target"]) == 3 and len(shown["prediction"]) == 3
 
 
-def test_per_class_concepts_of_a_multilabel_run_say_to_go_global(tagged):
+def test_concepts_of_a_multilabel_run_are_global_and_per_class_says_to_go_global(tagged):
     run, _, _ = tagged
-    with pytest.raises(ls.LatentsightError, match=r"several values per sample.*per_class=False"):
-        run.discover_concepts("fc:input", save=False)
-    assert len(run.discover_concepts("fc:input", per_class=False, save=False).table)
+    with pytest.raises(
+        ls.LatentsightError, match=r"task is 'multilabel', which gives no single class.*per_class"
+    ):
+        run.discover_concepts("fc:input", per_class=True, save=False)
+    found = run.discover_concepts("fc:input", save=False)
+    assert len(found.table) and found.table["class"].isna().all() and len(found.banks) == 1
 
 
 def test_binary_declared_over_several_logits_is_refused_with_multilabel():

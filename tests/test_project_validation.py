@@ -105,8 +105,14 @@ def test_a_sample_the_loss_fails_on_is_reported_and_quarantined(tmp_path):
 
 def test_string_targets_are_described_when_the_loss_fails_on_them():
     data = {"train": [(x, "cat") for x, _ in image_items(16, 1)]}
+    with pytest.raises(ls.ProjectError, match=r"collate to a list of str \('cat', ...\)"):
+        ls.check(project(data=data))  # the ready-made loss says it itself
+
+    def own_loss(outputs, targets):
+        return torch.nn.functional.cross_entropy(outputs, targets, reduction="none")
+
     with pytest.raises(ls.ProjectError, match=r"The loss raised .* targets list of 8 str"):
-        ls.check(project(data=data))
+        ls.check(project(data=data, loss=own_loss))
 
 
 def test_metric_that_raises_is_named():

@@ -811,7 +811,7 @@ def concepts_discover(
             "--per-class/--global",
             show_default=False,
             help="One dictionary per class, or one [default: per class for a classification "
-            "run, else one].",
+            "or binary run, else one].",
         ),
     ] = None,
     by: Annotated[
