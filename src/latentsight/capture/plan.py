@@ -258,13 +258,11 @@ def _runnable(
 def _dtype_hint(model: nn.Module, value: Any) -> str:
     """What to do when the model's weights and the items' float inputs differ in precision."""
     weights = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
-    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
-        value = torch.from_numpy(np.empty(0, dtype=value.dtype))
-    if weights is None or not isinstance(value, torch.Tensor) or not value.is_floating_point():
-        return ""
-    if value.dtype == weights:
+    if weights is None or not isinstance(value, (np.ndarray, torch.Tensor)):
         return ""
     name, found = (str(dtype).removeprefix("torch.") for dtype in (weights, value.dtype))
+    if found == name or "float" not in found:  # NumPy and torch name float dtypes alike
+        return ""
     return (
         f" The model's weights are {name} and the items' inputs {found}: give it inputs of its "
         f"own dtype (x.to(torch.{name}) in the data set), or convert the model "

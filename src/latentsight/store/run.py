@@ -554,8 +554,9 @@ class Run:
         save: bool = True,
     ) -> ConceptBank:
         """Concepts the model learned in a layer, found without labels (dictionary learning on
-        the stored latents, per class by default for classification runs, else global), with importance (needs the attached
-        Project: closed form for a linear head, else through the model), prevalence,
+        the stored latents: per class by default for classification and binary runs, else
+        global), with importance (needs the attached Project: closed form for a linear head,
+        else through the model), prevalence,
         reliability and INVERT names: ``.table``, ``.top_samples(c)``,
         ``.importance(sample_id)``, ``.heatmaps(ids, c)``, ``.fidelity()``, ``.sweeps``; kept
         in the run (for the report and the dashboard) unless ``save=False``, and never in place

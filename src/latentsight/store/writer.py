@@ -546,6 +546,8 @@ def _differences(before: dict[str, Any], now: dict[str, Any]) -> tuple[str, str]
         if (name in before or name in UNRECORDED_PARTS)
         and before.get(name, UNRECORDED_PARTS.get(name)) != value
     ]
+    if not differences:
+        return "", ""
     named = [
         f"{option.replace('_', ' ')} ({before[name]} then, {now[name]} now)"
         if (option := SETTING_OPTIONS.get(name))
@@ -555,8 +557,6 @@ def _differences(before: dict[str, Any], now: dict[str, Any]) -> tuple[str, str]
     settings = [
         f"{SETTING_OPTIONS[name]}={before[name]}" for name in differences if name in SETTING_OPTIONS
     ]
-    if not named:
-        return "", ""
     verb = "differs" if len(named) == 1 else "differ"
     return f"{', '.join(named)} {verb}", f" (here {', '.join(settings)})" if settings else ""
 
